@@ -1,0 +1,71 @@
+"""`modelgate-catalog`: validate the catalog, render its table, write eval status from the ledger."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from deploy.catalog import DEFAULT_CATALOG, CatalogError, load_catalog, write_statuses
+from deploy.catalog_table import DEFAULT_DOC, TableError, is_stale, write_table
+from deploy.ledger import Ledger, LedgerError, derive_statuses
+
+
+def _render(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.catalog)
+    if args.check:
+        if is_stale(catalog, args.doc):
+            print(
+                f"{args.doc}: the served-models table is stale against {args.catalog}; "
+                "run `modelgate-catalog render` and commit the result",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{args.doc}: table is current")
+        return 0
+    changed = write_table(catalog, args.doc)
+    print(f"{args.doc}: {'table regenerated' if changed else 'table already current'}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.catalog)
+    statuses = derive_statuses(Ledger(args.ledger), catalog.names)
+    for alias in catalog.names:
+        print(f"{alias}: {statuses.get(alias, '(no ledger record; status unchanged)')}")
+    if args.write:
+        write_statuses(args.catalog, statuses)
+        write_table(load_catalog(args.catalog), args.doc)
+        print(f"wrote eval status to {args.catalog} and the table in {args.doc}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.catalog)
+    print(f"{args.catalog}: valid ({len(catalog.aliases)} aliases)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelgate-catalog", description=__doc__)
+    parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
+    sub = parser.add_subparsers(dest="command", required=True)
+    render = sub.add_parser("render", help="regenerate the table between the markers")
+    render.add_argument("--check", action="store_true", help="exit 1 when the table is stale")
+    render.set_defaults(func=_render)
+    status = sub.add_parser("status", help="derive eval status from the ledger")
+    status.add_argument("--ledger", type=Path, required=True)
+    status.add_argument("--write", action="store_true", help="write it to the catalog and table")
+    status.set_defaults(func=_status)
+    sub.add_parser("validate", help="validate the catalog").set_defaults(func=_validate)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (CatalogError, TableError, LedgerError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
