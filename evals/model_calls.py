@@ -1,0 +1,337 @@
+"""Model calls over an OpenAI client: bounded retries, FAIL/ERROR split, bounded concurrency.
+
+Every eval calls models through here so that a gate can tell a wrong answer (the call
+succeeded, the content is wrong: FAIL) from a platform that did not answer (timeouts,
+connection errors, 5xx or 429 after bounded retries, other 4xx at once: ERROR).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import openai
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ErrorKind = Literal["timeout", "connection", "http_5xx", "http_429", "http_4xx"]
+
+# Bearer tokens and OpenAI/LiteLLM style keys; redacted defensively from every message we keep.
+_SECRET_PATTERNS = (
+    re.compile(r"sk-[A-Za-z0-9_\-.]{3,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-.=]{8,}"),
+)
+# Error types a gateway returns with 429 that no retry can fix (CONTRACTS.md §1: budgets).
+_NON_RETRYABLE_TYPES = frozenset({"budget_exceeded"})
+
+
+def redact(text: str) -> str:
+    """`text` with anything shaped like a key replaced by a marker."""
+    text = _SECRET_PATTERNS[0].sub("sk-***", text)
+    return _SECRET_PATTERNS[1].sub(r"\1***", text)
+
+
+class RetryPolicy(BaseModel):
+    """Bounded exponential backoff: waits initial_s, initial_s*multiplier, ... capped at max_s."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempts: int = Field(default=4, ge=1, le=20)
+    initial_s: float = Field(default=0.5, ge=0)
+    multiplier: float = Field(default=2.0, ge=1)
+    max_s: float = Field(default=8.0, ge=0)
+    # A server's Retry-After (on 429/503) is honoured, but never beyond max_s.
+    honour_retry_after: bool = True
+
+    def wait_s(self, attempt: int, exc: BaseException | None) -> float:
+        backoff = min(self.max_s, self.initial_s * self.multiplier ** (attempt - 1))
+        if self.honour_retry_after and isinstance(exc, openai.APIStatusError):
+            after = _retry_after_s(exc)
+            if after is not None:
+                return min(self.max_s, max(backoff, after))
+        return backoff
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+class CallOutcome(BaseModel):
+    """One model call after retries: `ok` with a `value`, or a platform error of `error_kind`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    ok: bool
+    value: Any = Field(default=None, exclude=True)  # the parsed response; not serialized
+    error_kind: ErrorKind | None = None
+    status: int | None = None  # HTTP status of the last attempt, when there was one
+    error_type: str | None = None  # the body's error.type (e.g. "budget_exceeded"), when given
+    message: str = ""
+    attempts: int = 0
+    latency_s: float = 0.0  # wall time over all attempts and waits
+    headers: dict[str, str] = Field(default_factory=dict)  # response headers of the answer
+
+    @property
+    def is_platform_error(self) -> bool:
+        return not self.ok
+
+    def without_value(self) -> CallOutcome:
+        return self.model_copy(update={"value": None})
+
+
+class _Errors:
+    """Classification of the exceptions the openai client raises."""
+
+    @staticmethod
+    def kind(exc: BaseException) -> tuple[ErrorKind, int | None]:
+        if isinstance(exc, openai.APITimeoutError):  # subclass of APIConnectionError: test first
+            return "timeout", None
+        if isinstance(exc, openai.APIConnectionError):
+            return "connection", None
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            if status == 429:
+                return "http_429", status
+            if status >= 500:
+                return "http_5xx", status
+            return "http_4xx", status
+        raise TypeError(f"not a platform error: {type(exc).__name__}")
+
+    @staticmethod
+    def error_type(exc: BaseException) -> str | None:
+        body = getattr(exc, "body", None)
+        if isinstance(body, Mapping):
+            inner = body.get("error", body)
+            if isinstance(inner, Mapping) and inner.get("type") is not None:
+                return str(inner["type"])
+        return None
+
+    @staticmethod
+    def retryable(exc: BaseException) -> bool:
+        if not isinstance(exc, openai.APIConnectionError | openai.APIStatusError):
+            return False
+        kind, _ = _Errors.kind(exc)
+        if kind == "http_4xx":
+            return False
+        return not (kind == "http_429" and _Errors.error_type(exc) in _NON_RETRYABLE_TYPES)
+
+
+def _retry_after_s(exc: openai.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after") if exc.response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:  # an HTTP date: fall back to our own backoff
+        return None
+
+
+PLATFORM_ERRORS = (openai.APIConnectionError, openai.APIStatusError)
+
+
+@dataclass(frozen=True)
+class WithHeaders:
+    """A value returned together with its response headers (lower-case names)."""
+
+    value: Any
+    headers: Mapping[str, str]
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    policy: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CallOutcome:
+    """Run `fn` (one request) with bounded retries; platform errors become a failed outcome.
+
+    `fn` returns the value, or `WithHeaders(value, headers)` to keep the response headers.
+    Exceptions other than the openai client's connection/status errors are bugs of the
+    caller and propagate.
+    """
+    policy = policy or DEFAULT_POLICY
+    attempts = 0
+
+    def attempt() -> T:
+        nonlocal attempts
+        attempts += 1
+        return fn()
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        return policy.wait_s(state.attempt_number, exc)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=wait,
+        retry=retry_if_exception(_Errors.retryable),
+        sleep=sleep,
+        reraise=True,
+    )
+    started = time.perf_counter()
+    try:
+        result = retrying(attempt)
+    except PLATFORM_ERRORS as exc:
+        kind, status = _Errors.kind(exc)
+        return CallOutcome(
+            ok=False, error_kind=kind, status=status, error_type=_Errors.error_type(exc),
+            message=redact(f"{type(exc).__name__}: {exc}"), attempts=attempts,
+            latency_s=time.perf_counter() - started,
+        )
+    value, headers = (result.value, result.headers) if isinstance(result, WithHeaders) else (result, {})
+    return CallOutcome(
+        ok=True, value=value, status=200, attempts=attempts,
+        latency_s=time.perf_counter() - started, headers=dict(headers),
+    )
+
+
+# One no-retry copy per client: tenacity owns retries, the client must not add its own.
+_no_retry_clients: weakref.WeakKeyDictionary[openai.OpenAI, openai.OpenAI] = (
+    weakref.WeakKeyDictionary()
+)
+_no_retry_lock = threading.Lock()
+
+
+def no_retry(client: openai.OpenAI) -> openai.OpenAI:
+    """`client` itself when it never retries, else a cached copy with max_retries=0."""
+    if client.max_retries == 0:
+        return client
+    with _no_retry_lock:
+        copy = _no_retry_clients.get(client)
+        if copy is None:
+            copy = _no_retry_clients[client] = client.with_options(max_retries=0)
+        return copy
+
+
+def make_client(base_url: str, api_key: str, *, timeout_s: float = 120.0) -> openai.OpenAI:
+    """An OpenAI client for a `/v1` base URL whose retries are left to this module."""
+    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
+
+
+def _raw(create: Callable[..., Any], **kwargs: Any) -> WithHeaders:
+    raw = create(**kwargs)
+    return WithHeaders(raw.parse(), {k.lower(): v for k, v in raw.headers.items()})
+
+
+def _drop_none(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def chat(
+    client: openai.OpenAI,
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    policy: RetryPolicy | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> CallOutcome:
+    """A non-streamed chat completion; `value` is the ChatCompletion, `headers` its headers."""
+    create = no_retry(client).chat.completions.with_raw_response.create
+    kwargs = _drop_none({"model": model, "messages": list(messages), "extra_headers": extra_headers, **params})
+    return call_with_retries(lambda: _raw(create, **kwargs), policy=policy)
+
+
+def completion(
+    client: openai.OpenAI,
+    model: str,
+    prompt: str,
+    *,
+    policy: RetryPolicy | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> CallOutcome:
+    """A non-streamed `/v1/completions` call (FIM prompts go here, formatted by the caller)."""
+    create = no_retry(client).completions.with_raw_response.create
+    kwargs = _drop_none({"model": model, "prompt": prompt, "extra_headers": extra_headers, **params})
+    return call_with_retries(lambda: _raw(create, **kwargs), policy=policy)
+
+
+def embeddings(
+    client: openai.OpenAI,
+    model: str,
+    inputs: str | Sequence[str],
+    *,
+    policy: RetryPolicy | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> CallOutcome:
+    """An `/v1/embeddings` call; `value` is the CreateEmbeddingResponse."""
+    create = no_retry(client).embeddings.with_raw_response.create
+    payload = inputs if isinstance(inputs, str) else list(inputs)
+    kwargs = _drop_none({"model": model, "input": payload, "extra_headers": extra_headers, **params})
+    return call_with_retries(lambda: _raw(create, **kwargs), policy=policy)
+
+
+def chat_text(outcome: CallOutcome) -> str | None:
+    """The first choice's text of a successful chat outcome (None when absent)."""
+    if not outcome.ok or not outcome.value or not outcome.value.choices:
+        return None
+    return outcome.value.choices[0].message.content
+
+
+def response_cost(outcome: CallOutcome) -> float | None:
+    """The gateway's `x-litellm-response-cost` header as a float, when present and numeric."""
+    value = outcome.headers.get("x-litellm-response-cost")
+    try:
+        return float(value) if value not in (None, "", "None") else None
+    except ValueError:
+        return None
+
+
+def _progress_enabled(requested: bool, console: Console) -> bool:
+    return requested and console.is_terminal
+
+
+def map_bounded(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    concurrency: int = 4,
+    progress_label: str | None = None,
+    *,
+    progress: bool = True,
+) -> list[R]:
+    """`[fn(x) for x in items]` on at most `concurrency` threads, results in input order.
+
+    A rich progress bar shows when `progress` is set, a label is given and stderr is a
+    terminal. The first exception raised by `fn` cancels the pending items and propagates.
+    """
+    items = list(items)
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    results: list[Any] = [None] * len(items)
+    console = Console(stderr=True)
+    show = progress_label is not None and _progress_enabled(progress, console)
+    with (
+        Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, disable=not show, transient=False,
+        ) as bar,
+        ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(items)))) as pool,
+    ):
+        task = bar.add_task(progress_label or "", total=len(items))
+        futures = {pool.submit(fn, item): index for index, item in enumerate(items)}
+
+        def settle(done: set) -> None:
+            for future in done:
+                results[futures[future]] = future.result()  # raises the worker's exception
+                bar.advance(task)
+
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                settle(done)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return results
