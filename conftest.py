@@ -1,0 +1,12 @@
+"""The suite's plugins: the core (options, markers, platform, ledger, summary) and one per alias.
+
+Each alias's plugin is `gates/<alias>/plugin.py` (hyphens become underscores); adding a gate
+needs no edit here.
+"""
+
+from pathlib import Path
+
+pytest_plugins = ["gates.core"] + sorted(
+    f"gates.{path.parent.name}.plugin"
+    for path in (Path(__file__).parent / "gates").glob("*/plugin.py")
+)

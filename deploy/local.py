@@ -1,0 +1,114 @@
+"""The local deployer: serves aliases as processes on the embedded platform and routes them."""
+
+from __future__ import annotations
+
+from deploy.catalog import AliasEntry, Catalog
+from deploy.deployer import Deployment
+from deploy.litellm_admin import LiteLLMAdmin
+from fixtures.platform.embedded import EmbeddedPlatform, standin_model
+
+# LiteLLM provider prefixes per mode (CONTRACTS.md §1): hosted_vllm forwards prompts unchanged.
+_PROVIDER = {"chat": "hosted_vllm", "completion": "hosted_vllm", "embedding": "hosted_vllm"}
+
+
+def litellm_params(entry: AliasEntry, api_base: str) -> dict:
+    return {"model": f"{_PROVIDER[entry.mode]}/{entry.served_model_name}", "api_base": api_base}
+
+
+def model_info(entry: AliasEntry) -> dict:
+    return {
+        "mode": entry.mode,
+        "input_cost_per_token": entry.price.input_per_token,
+        "output_cost_per_token": entry.price.output_per_token,
+    }
+
+
+class LocalDeployer:
+    """Deploy = start the alias's stand-in engine and register the alias at the gateway."""
+
+    def __init__(self, platform: EmbeddedPlatform, admin: LiteLLMAdmin, catalog: Catalog | None = None):
+        self.platform = platform
+        self.admin = admin
+        self.catalog = catalog
+        self._routes: dict[str, str] = {}
+
+    def deploy(self, entry: AliasEntry) -> Deployment:
+        if entry.backend == "external":
+            raise NotImplementedError(
+                f"{entry.alias}: the embedded platform has no stand-in for external providers yet"
+            )
+        standin = standin_model(entry)
+        engine = self.platform.serve(entry, self.catalog)
+        if entry.alias not in self._routes:
+            self._routes[entry.alias] = self.admin.register_model(
+                entry.alias, litellm_params(entry, engine.url), model_info(entry)
+            )
+        return Deployment(
+            alias=entry.alias,
+            kind="local",
+            backend_url=engine.url,
+            served_model_name=entry.served_model_name,
+            model=standin.name,
+            target=f"local vLLM (CPU) pid {engine.pid} at {engine.base_url}",
+            revision=standin.revision,
+            stand_in=True,
+        )
+
+    def release(self, alias: str) -> None:
+        route = self._routes.pop(alias, None)
+        if route is not None:
+            self.admin.delete_model(route)
+
+    def close(self) -> None:
+        for alias in list(self._routes):
+            try:
+                self.release(alias)
+            except Exception:  # the platform goes down next anyway; keep closing the rest
+                pass
+        self.platform.close()
+
+
+class ControlDeployer:
+    """Deploy = start the alias's reference backend (a gate control) and route the alias to it."""
+
+    def __init__(self, platform: EmbeddedPlatform, admin: LiteLLMAdmin, control: str):
+        from fixtures.platform.controls import control_backend
+
+        self.platform = platform
+        self.admin = admin
+        self.control = control
+        self._make = control_backend
+        self._live: dict[str, tuple[object, str]] = {}
+
+    def deploy(self, entry: AliasEntry) -> Deployment:
+        if entry.alias not in self._live:
+            backend = self._make(entry, self.control).start()
+            route = self.admin.register_model(
+                entry.alias, litellm_params(entry, backend.base_url), model_info(entry)
+            )
+            self._live[entry.alias] = (backend, route)
+        backend = self._live[entry.alias][0]
+        return Deployment(
+            alias=entry.alias,
+            kind="local",
+            backend_url=backend.base_url,
+            served_model_name=entry.served_model_name,
+            model=f"reference backend ({self.control} control)",
+            target=f"{self.control} control at {backend.base_url}",
+            stand_in=True,
+        )
+
+    def release(self, alias: str) -> None:
+        backend, route = self._live.pop(alias, (None, None))
+        if route is not None:
+            self.admin.delete_model(route)
+        if backend is not None:
+            backend.stop()
+
+    def close(self) -> None:
+        for alias in list(self._live):
+            try:
+                self.release(alias)
+            except Exception:
+                pass
+        self.platform.close()

@@ -1,0 +1,1 @@
+"""coder-chat: HumanEval through the gateway, executed in the sandbox, pass rate gated."""

@@ -1,0 +1,48 @@
+"""The coder-chat verdict from a HumanEval result and the catalog's threshold."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from deploy.ledger import Counts, Verdict
+
+
+class HumanEvalVerdict(BaseModel):
+    verdict: Verdict
+    pass_rate: float
+    summary: str
+    reason: str
+    counts: Counts
+
+
+def judge_humaneval(
+    *, passed: int, failed: int, errors: int, min_pass_rate: float, sandbox_errors: int = 0
+) -> HumanEvalVerdict:
+    """FAIL is wrong code; ERROR is a platform that did not answer for some task.
+
+    A run with platform errors proves nothing about the model either way, so any error makes
+    the verdict ERROR even when the answered tasks would clear the gate.
+    """
+    total = passed + failed + errors
+    rate = passed / total if total else 0.0
+    summary = f"HumanEval {passed}/{total} = {rate:.0%} (≥{min_pass_rate:.0%} gate)"
+    counts = Counts(passed=passed, failed=failed, errors=errors, total=total)
+    if total == 0:
+        return HumanEvalVerdict(verdict="error", pass_rate=0.0, summary=summary,
+                                reason="no task was evaluated", counts=counts)
+    if sandbox_errors:
+        return HumanEvalVerdict(
+            verdict="error", pass_rate=rate, summary=summary, counts=counts,
+            reason=f"the sandbox could not judge {sandbox_errors} of {total} samples",
+        )
+    if errors:
+        return HumanEvalVerdict(
+            verdict="error", pass_rate=rate, summary=summary, counts=counts,
+            reason=f"{errors} of {total} requests got no answer from the platform after retries",
+        )
+    if rate >= min_pass_rate:
+        return HumanEvalVerdict(verdict="pass", pass_rate=rate, summary=summary, reason="", counts=counts)
+    return HumanEvalVerdict(
+        verdict="fail", pass_rate=rate, summary=summary, counts=counts,
+        reason=f"pass rate {rate:.1%} is below the {min_pass_rate:.0%} gate",
+    )

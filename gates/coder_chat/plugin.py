@@ -1,0 +1,23 @@
+"""The coder-chat plugin: its deploy-and-key fixture. Its marker comes from the catalog."""
+
+from __future__ import annotations
+
+import pytest
+
+ALIAS = "coder-chat"
+GATE = "humaneval"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("modelgate").addoption(
+        "--humaneval-limit", type=int, default=None,
+        help="coder-chat: only the first N tasks of the selected set (a smoke run, not a verdict "
+        "to promote on)",
+    )
+
+
+@pytest.fixture(scope="session")
+def coder_chat(gate_session):
+    """coder-chat deployed, with a throwaway budgeted key scoped to it for this run."""
+    with gate_session.alias_context(ALIAS, gate=GATE) as context:
+        yield context

@@ -1,0 +1,66 @@
+"""coder-chat gate: HumanEval through the gateway with a throwaway key, scored in the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deploy.ledger import now
+from evals.humaneval import load_problems, load_subset, run_humaneval, select
+from gates.coder_chat.judge import judge_humaneval
+from gates.coder_chat.plugin import ALIAS, GATE
+from gates.core import gate_scope
+from gates.session import REPO_ROOT
+from gates.verdicts import alias_mark, enforce
+
+pytestmark = alias_mark(ALIAS)
+
+
+def test_humaneval_pass_rate(coder_chat, request) -> None:
+    config = coder_chat.entry.gate(GATE)
+    started = now()
+    problems = load_problems(cache_dir=Path(request.config.getoption("--build-dir")) / "datasets")
+    scope = gate_scope(request.config)
+    if scope == "promotion":
+        subset = load_subset(REPO_ROOT / config["promotion_subset"])
+        chosen = select(problems, subset.task_ids)
+    else:
+        chosen = list(problems.values())
+    limit = request.config.getoption("--humaneval-limit")
+    if limit:
+        chosen = chosen[:limit]
+        scope = f"{scope} (first {limit})"
+
+    result = run_humaneval(
+        coder_chat.client(),
+        ALIAS,
+        chosen,
+        samples_per_task=int(config.get("samples_per_task", 1)),
+        temperature=float(config.get("temperature", 0.0)),
+        max_tokens=int(config.get("max_tokens", 512)),
+        concurrency=int(config.get("concurrency", 4)),
+    )
+    verdict = judge_humaneval(
+        passed=result.passed, failed=result.failed, errors=result.errors,
+        sandbox_errors=result.sandbox_errors, min_pass_rate=float(config["min_pass_rate"]),
+    )
+    record = coder_chat.record(
+        gate=GATE,
+        verdict=verdict.verdict,
+        metric="pass@1" if result.samples_per_task == 1 else "pass_rate",
+        value=verdict.pass_rate,
+        threshold=float(config["min_pass_rate"]),
+        summary=verdict.summary,
+        reason=verdict.reason,
+        counts=verdict.counts,
+        details=result.records,
+        served_model_name=", ".join(result.served_models) or None,
+        started_at=started,
+        extra={
+            "scope": scope,
+            "pass_at_k": result.pass_at_k,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "cost_usd": result.cost_usd,
+        },
+    )
+    enforce(record)

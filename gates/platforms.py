@@ -1,0 +1,77 @@
+"""Opening a gate session: a real gateway when one is configured, else the embedded platform."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from deploy.catalog import Catalog
+from deploy.litellm_admin import LiteLLMAdmin
+from gates.session import GateSession, Outputs, default_outputs
+
+
+def open_session(config: pytest.Config, catalog: Catalog) -> GateSession:
+    catalog_path = config.getoption("--catalog")
+    build_dir = config.getoption("--build-dir")
+    url = config.getoption("--gateway-url")
+    if url and config.getoption("--control"):
+        raise pytest.UsageError("modelgate: --control runs on the embedded platform; drop --gateway-url")
+    if url:
+        master = config.getoption("--master-key") or os.environ.get("LITELLM_MASTER_KEY")
+        if not master:
+            raise pytest.UsageError(
+                "modelgate: --gateway-url needs the master key (env LITELLM_MASTER_KEY or --master-key)"
+            )
+        admin = LiteLLMAdmin(url, master)
+        if config.getoption("--no-deploy"):
+            from deploy.preexisting import PreexistingDeployer
+
+            deployer = PreexistingDeployer(admin)
+        else:
+            deployer = _kubernetes_deployer(config, catalog)
+        kind = "remote"
+    else:
+        from deploy.local import ControlDeployer, LocalDeployer
+        from fixtures.platform.embedded import EmbeddedPlatform
+
+        control = config.getoption("--control")
+        if control:
+            # Controls prove the gate, not a model: their verdicts never touch the real outputs.
+            build_dir = build_dir / "controls" / control
+        platform = EmbeddedPlatform(
+            build_dir / "embedded" / "platform", budget_status=config.getoption("--budget-status")
+        ).start()
+        admin = LiteLLMAdmin(platform.gateway_url, platform.master_key)
+        deployer = ControlDeployer(platform, admin, control) if control else LocalDeployer(platform, admin, catalog)
+        url = platform.gateway_url
+        kind = "embedded"
+    outputs = default_outputs(kind, build_dir, catalog_path)
+    if config.getoption("--outputs"):
+        folder = config.getoption("--outputs")
+        outputs = Outputs(folder / "ledger.jsonl", folder / "catalog.yaml", folder / "served-models.md")
+    if config.getoption("--ledger"):
+        outputs.ledger = config.getoption("--ledger")
+    return GateSession(
+        catalog=catalog, catalog_path=catalog_path, outputs=outputs, platform_kind=kind,
+        gateway_url=url, admin=admin, deployer=deployer,
+    )
+
+
+def _kubernetes_deployer(config: pytest.Config, catalog: Catalog):
+    """The cluster deployer, checked before any gate runs: a missing cluster is a usage error."""
+    from deploy.k8s.config import KubeSettings
+    from deploy.k8s.deployer import KubernetesDeployer
+    from deploy.k8s.errors import ClusterUnavailable
+
+    settings = KubeSettings(
+        namespace=config.getoption("--namespace"),
+        kube_context=config.getoption("--kube-context"),
+        prefer_kserve=config.getoption("--kserve"),
+    )
+    deployer = KubernetesDeployer(settings)
+    try:
+        deployer.preflight(catalog.aliases)
+    except ClusterUnavailable as exc:
+        raise pytest.UsageError(f"modelgate: {exc} (or pass --no-deploy)") from None
+    return deployer

@@ -1,0 +1,243 @@
+"""One gate run: where it points (embedded or remote), what it deployed, and what it proved."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import openai
+from pydantic import BaseModel
+
+from deploy.catalog import AliasEntry, Catalog, atomic_write_text, load_catalog, write_statuses
+from deploy.catalog_table import write_table
+from deploy.deployer import Deployer, Deployment
+from deploy.ledger import Counts, GateRecord, Ledger, Target, Verdict, derive_statuses, now
+from deploy.litellm_admin import LiteLLMAdmin, VirtualKey, redact_text, redact_url, throwaway_key
+from deploy.route_check import RouteCheckError, route_check
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def suite_revision() -> str:
+    """The suite's git revision, marked dirty when the tree has uncommitted changes."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+            text=True, timeout=5, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass
+class Outputs:
+    """Where a run writes: the committed files for a real platform, a build folder otherwise."""
+
+    ledger: Path
+    catalog: Path
+    doc: Path
+
+
+@dataclass
+class AliasContext:
+    """Everything a gate test of one alias needs: the catalog entry, the deployment, a key."""
+
+    entry: AliasEntry
+    deployment: Deployment
+    gateway_url: str
+    key: VirtualKey
+    admin: LiteLLMAdmin
+    session: GateSession
+
+    def client(self, **kwargs: Any) -> openai.OpenAI:
+        """An OpenAI client through the gateway with this run's throwaway key (retries: ours)."""
+        return openai.OpenAI(
+            base_url=f"{self.gateway_url.rstrip('/')}/v1", api_key=self.key.value,
+            max_retries=0, **kwargs,
+        )
+
+    def direct_client(self, **kwargs: Any) -> openai.OpenAI:
+        """An OpenAI client straight to the backend (the Service, or the local engine)."""
+        if not self.deployment.backend_url:
+            raise RuntimeError(f"{self.entry.alias}: the deployment has no direct backend URL")
+        return openai.OpenAI(
+            base_url=self.deployment.backend_url, api_key="not-needed", max_retries=0, **kwargs
+        )
+
+    def record(
+        self,
+        *,
+        gate: str,
+        verdict: Verdict,
+        metric: str,
+        value: float | None,
+        threshold: float | None,
+        summary: str,
+        reason: str = "",
+        counts: Counts | None = None,
+        details: list[BaseModel | dict[str, Any]] | None = None,
+        served_model_name: str | None = None,
+        started_at=None,
+        extra: dict[str, Any] | None = None,
+    ) -> GateRecord:
+        record = GateRecord(
+            run_id=self.session.run_id,
+            alias=self.entry.alias,
+            gate=gate,
+            verdict=verdict,
+            metric=metric,
+            value=value,
+            threshold=threshold,
+            counts=counts or Counts(),
+            summary=summary,
+            reason=reason,
+            target=Target(
+                platform=self.session.platform_kind,
+                gateway_url=redact_url(self.gateway_url),
+                deployment=self.deployment.target,
+                model=self.deployment.model,
+                served_model_name=served_model_name or self.deployment.served_model_name,
+                revision=self.deployment.revision,
+                stand_in=self.deployment.stand_in,
+            ),
+            started_at=started_at or now(),
+            finished_at=now(),
+            suite_revision=self.session.revision,
+            extra=extra or {},
+        )
+        self.session.record(record, details or [])
+        return record
+
+
+@dataclass
+class GateSession:
+    catalog: Catalog
+    catalog_path: Path
+    outputs: Outputs
+    platform_kind: Literal["embedded", "remote"]
+    gateway_url: str
+    admin: LiteLLMAdmin
+    deployer: Deployer
+    run_id: str = field(default_factory=lambda: now().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6])
+    revision: str = field(default_factory=suite_revision)
+    records: list[GateRecord] = field(default_factory=list)
+    statuses: dict[str, str] = field(default_factory=dict)
+    _deployments: dict[str, Deployment] = field(default_factory=dict)
+
+    @property
+    def gateway_url_redacted(self) -> str:
+        return redact_url(self.gateway_url)
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.outputs.ledger)
+
+    def record(self, record: GateRecord, details: list[BaseModel | dict[str, Any]]) -> None:
+        # Appended at once, not at session end: a crash later in the run loses no verdict.
+        ledger = self.ledger
+        if details:
+            ledger.write_details(record, details)
+        ledger.append(record)
+        self.records.append(record)
+
+    def deploy(self, alias: str) -> Deployment:
+        if alias not in self._deployments:
+            self._deployments[alias] = self.deployer.deploy(self.catalog.get(alias))
+        return self._deployments[alias]
+
+    @contextlib.contextmanager
+    def alias_context(self, alias: str, *, gate: str) -> Iterator[AliasContext]:
+        """Deploy the alias, hold a throwaway key scoped to it, and check the route.
+
+        A deployment that never becomes ready, or a gateway that does not route the alias, is
+        recorded as ERROR for the gate (the platform did not answer) before the test errors.
+        The key is deleted whatever happens, also on Ctrl-C.
+        """
+        entry = self.catalog.get(alias)
+        started = now()
+        try:
+            deployment = self.deploy(alias)
+        except Exception as exc:
+            self._record_platform_error(entry, gate, "deploy failed", exc, started)
+            raise
+        budget = entry.gate(gate).get("max_budget_usd")
+        with throwaway_key(
+            self.admin,
+            alias=f"modelgate-{self.run_id}-{alias}",
+            models=[alias],
+            max_budget=budget,
+            metadata={"modelgate_run": self.run_id, "gate": gate},
+        ) as key:
+            check = route_check(self.gateway_url, key.value, entry)
+            if not check.ok:
+                error = RouteCheckError(check.detail)
+                self._record_platform_error(entry, gate, "route check failed", error, started, deployment)
+                raise error
+            yield AliasContext(
+                entry=entry, deployment=deployment, gateway_url=self.gateway_url, key=key,
+                admin=self.admin, session=self,
+            )
+
+    def _record_platform_error(
+        self, entry: AliasEntry, gate: str, what: str, exc: BaseException, started,
+        deployment: Deployment | None = None,
+    ) -> None:
+        record = GateRecord(
+            run_id=self.run_id, alias=entry.alias, gate=gate, verdict="error", metric=gate,
+            value=None, threshold=None, summary=what, reason=redact_text(str(exc))[:500],
+            target=Target(
+                platform=self.platform_kind, gateway_url=redact_url(self.gateway_url),
+                deployment=deployment.target if deployment else "(not deployed)",
+                model=deployment.model if deployment else entry.model,
+                served_model_name=entry.served_model_name,
+                stand_in=deployment.stand_in if deployment else False,
+            ),
+            started_at=started, finished_at=now(), suite_revision=self.revision,
+        )
+        self.record(record, [])
+
+    def write_status(self) -> dict[str, str]:
+        """Derive the touched aliases' status from the ledger; write the catalog and its table."""
+        touched = {record.alias for record in self.records}
+        statuses = derive_statuses(self.ledger, sorted(touched))
+        write_statuses(self.catalog_path, statuses, target=self.outputs.catalog)
+        committed_doc = REPO_ROOT / "docs" / "served-models.md"
+        if self.outputs.doc != committed_doc:
+            # A build copy of the docs page: its prose stays the committed one's.
+            atomic_write_text(self.outputs.doc, committed_doc.read_text(encoding="utf-8"))
+        write_table(load_catalog(self.outputs.catalog), self.outputs.doc)
+        self.statuses = statuses
+        return statuses
+
+    def close(self) -> None:
+        self.deployer.close()
+
+
+def default_outputs(platform_kind: str, build_dir: Path, catalog_path: Path) -> Outputs:
+    if platform_kind == "embedded":
+        base = build_dir / "embedded"
+        return Outputs(
+            ledger=base / "ledger.jsonl",
+            catalog=base / "catalog.yaml",
+            doc=base / "served-models.md",
+        )
+    return Outputs(
+        ledger=REPO_ROOT / "ledger" / "results.jsonl",
+        catalog=catalog_path,
+        doc=REPO_ROOT / "docs" / "served-models.md",
+    )
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -1,0 +1,42 @@
+"""The rich verdict table printed at the end of a gate run."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+
+from deploy.ledger import GateRecord
+
+_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold yellow"}
+
+
+def verdict_table(records: list[GateRecord], statuses: dict[str, str], *, title: str) -> Table:
+    table = Table(title=title, show_lines=False)
+    for column in ("alias", "gate", "verdict", "result", "served by", "eval status written"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        served = record.target.model + (" (stand-in)" if record.target.stand_in else "")
+        table.add_row(
+            record.alias,
+            record.gate,
+            f"[{_STYLE[record.verdict]}]{record.verdict.upper()}[/]",
+            record.summary + (f"\n{record.reason}" if record.reason else ""),
+            served,
+            statuses.get(record.alias, ""),
+        )
+    return table
+
+
+def print_summary(session, statuses: dict[str, str], *, terminalreporter) -> None:
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer, force_terminal=terminalreporter.isatty(), width=max(terminalreporter._tw.fullwidth, 100)
+    )
+    kind = "embedded platform (stand-ins on loopback)" if session.platform_kind == "embedded" else session.gateway_url_redacted
+    console.print(verdict_table(session.records, statuses, title=f"modelgate run {session.run_id} on {kind}"))
+    console.print(f"ledger: {session.outputs.ledger}")
+    console.print(f"catalog: {session.outputs.catalog}")
+    console.print(f"table: {session.outputs.doc}")
+    terminalreporter.write(buffer.getvalue())

@@ -1,0 +1,28 @@
+"""Turning a recorded verdict into the pytest outcome, keeping FAIL and ERROR apart."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy.ledger import GateRecord
+
+
+class GatePlatformError(Exception):
+    """The platform did not answer (timeouts, 5xx after retries, no cold start): ERROR, not FAIL."""
+
+
+def alias_mark(alias: str) -> pytest.MarkDecorator:
+    """The marker of an alias; aliases have hyphens, so `pytest.mark.coder-chat` cannot be written."""
+    return getattr(pytest.mark, alias)
+
+
+def enforce(record: GateRecord) -> None:
+    """Pass silently; fail the test on FAIL; raise GatePlatformError on ERROR."""
+    if record.verdict == "pass":
+        return
+    message = f"{record.alias}/{record.gate}: {record.verdict.upper()}: {record.summary}"
+    if record.reason:
+        message += f": {record.reason}"
+    if record.verdict == "error":
+        raise GatePlatformError(message)
+    pytest.fail(message, pytrace=False)

@@ -1,0 +1,37 @@
+"""Running the gates as a user does (`pytest -m <alias> ...` in a subprocess) and reading the result."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.ledger import GateRecord, Ledger
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class GateRun:
+    returncode: int
+    output: str
+    records: list[GateRecord]
+    outputs: Path
+
+    def record(self, gate: str) -> GateRecord:
+        matches = [r for r in self.records if r.gate == gate]
+        assert matches, f"no ledger record for gate {gate!r}; output:\n{self.output[-3000:]}"
+        return matches[-1]
+
+
+def run_gates(*args: str, outputs: Path, env: dict[str, str] | None = None, timeout: float = 900) -> GateRun:
+    """`pytest <args>` from the repository root with ledger, catalog and table under `outputs`."""
+    # `--opt=value` forms: a bare path among the arguments would be taken for a test path
+    # before the suite's plugin is loaded, and move pytest's rootdir away from the repository.
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--outputs={outputs}",
+               f"--build-dir={outputs / 'build'}", *args]
+    proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=env, stdin=subprocess.DEVNULL)
+    output = proc.stdout + proc.stderr
+    return GateRun(proc.returncode, output, Ledger(outputs / "ledger.jsonl").records(), outputs)
