@@ -1,0 +1,108 @@
+"""The same benchmark against two endpoints serving the same model (raw vLLM versus the KServe
+modelcar), interleaved A, B, A, B in one run so that drift of the machine hits both alike.
+
+Ratios are B over A: above 1 means B is slower.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from evals.latency_models import ComparisonRow, LatencyComparison, PromptSet
+from evals.latency_run import Endpoint, Job, StreamSettings, new_run_id, run_jobs, utc_now, warm_up
+from evals.latency_stats import summarize
+
+_PERCENTILES = ("p50", "p90", "p95", "p99")
+
+
+def compare_endpoints(
+    endpoint_a: Endpoint,
+    endpoint_b: Endpoint,
+    prompts: PromptSet,
+    *,
+    max_tokens: int,
+    requests: int | None = None,
+    concurrency: int = 1,
+    warmup: int = 2,
+    progress: bool = True,
+    timeout_s: float = 60.0,
+    temperature: float = 0.0,
+    extra_body: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> LatencyComparison:
+    """`requests` per endpoint (default: the prompt count), dispatched A, B, A, B, ...
+
+    Both endpoints get the same prompt at the same step. With `concurrency` 1 the arrival order
+    is exactly the dispatch order; above 1 the dispatch order still alternates. Each summary's
+    throughput is over the run's shared wall time.
+    """
+    if endpoint_a.label == endpoint_b.label:
+        raise ValueError(f"compare_endpoints: both endpoints are labelled {endpoint_a.label!r}")
+    count = requests or len(prompts.prompts)
+    if count < 1:
+        raise ValueError(f"compare_endpoints: requests must be >= 1, got {requests}")
+    settings = StreamSettings(max_tokens=max_tokens, timeout_s=timeout_s, temperature=temperature,
+                              extra_body=extra_body)
+    run_id = run_id or new_run_id()
+    warm_up([endpoint_a, endpoint_b], prompts.prompts, warmup, settings)
+    items = prompts.prompts
+    jobs = [
+        Job(index=2 * i + side, endpoint=endpoint, prompt=items[i % len(items)])
+        for i in range(count)
+        for side, endpoint in enumerate((endpoint_a, endpoint_b))
+    ]
+    started_at = utc_now()
+    rows, wall = run_jobs(jobs, run_id=run_id, concurrency=concurrency, settings=settings,
+                          progress=progress, description="latency A/B")
+    kind = "sequential" if concurrency == 1 else "concurrent"
+    results = [
+        summarize(
+            [row for row in rows if row.endpoint == endpoint.label], run_id=run_id,
+            endpoint=endpoint.label, model=endpoint.model, prompt_set=prompts.name, profile=kind,
+            concurrency=concurrency, max_tokens=max_tokens, warmup=warmup, started_at=started_at,
+            duration_s=wall,
+        )
+        for endpoint in (endpoint_a, endpoint_b)
+    ]
+    a, b = results
+    table_rows = []
+    for metric in ("ttft", "itl", "e2e"):
+        stats_a = getattr(a.summary, f"{metric}_ms")
+        stats_b = getattr(b.summary, f"{metric}_ms")
+        for name in _PERCENTILES:
+            va = getattr(stats_a, name) if stats_a is not None else None
+            vb = getattr(stats_b, name) if stats_b is not None else None
+            ratio = round(vb / va, 4) if va and vb is not None else None
+            table_rows.append(ComparisonRow(metric=metric, percentile=name, a_ms=va, b_ms=vb,
+                                            ratio_b_over_a=ratio))
+    return LatencyComparison(run_id=run_id, a=a, b=b, rows=table_rows,
+                             order=[row.endpoint for row in rows])
+
+
+def comparison_table(comparison: LatencyComparison) -> Table:
+    """The comparison as a rich Table: one line per metric and percentile, with B/A."""
+    a, b = comparison.a.summary, comparison.b.summary
+    table = Table(
+        title=f"Latency {a.endpoint} vs {b.endpoint} (run {comparison.run_id})",
+        caption=(
+            f"{a.endpoint}: {a.ok}/{a.requests} ok; {b.endpoint}: {b.ok}/{b.requests} ok; "
+            f"concurrency {a.concurrency}, max_tokens {a.max_tokens}. Percentiles: {a.percentile_method}"
+        ),
+    )
+    table.add_column("metric")
+    table.add_column("percentile")
+    table.add_column(f"{a.endpoint} (ms)", justify="right")
+    table.add_column(f"{b.endpoint} (ms)", justify="right")
+    table.add_column(f"{b.endpoint}/{a.endpoint}", justify="right")
+    for row in comparison.rows:
+        table.add_row(
+            row.metric.upper(), row.percentile, _fmt(row.a_ms), _fmt(row.b_ms),
+            "n/a" if row.ratio_b_over_a is None else f"{row.ratio_b_over_a:.2f}x",
+        )
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"

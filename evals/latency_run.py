@@ -1,0 +1,192 @@
+"""The measuring engine: one streamed chat request timed chunk by chunk, and a bounded-concurrency
+runner over a fixed dispatch order with a rich progress bar.
+
+Retries are off on purpose: a retried request would hide the error from the error rate and add its
+back-off to the latency. Errors are platform errors (no answer, a 4xx/5xx, a broken stream).
+
+The clock of a request starts when the HTTP client hands it to the transport (an httpx "request"
+event hook), not when `create()` is called: the openai client spends about a millisecond building
+the request, which is the harness's cost, not the platform's.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import openai
+from pydantic import BaseModel, ConfigDict, Field
+
+from evals.latency_models import LatencyPrompt, RequestRow
+from evals.model_calls import map_bounded, redact
+
+# A broken stream raises the HTTP library's own errors while iterating (openai wraps only those of
+# the request). Recent openai releases build on httpx2 rather than httpx: catch whichever it uses.
+_HTTP_LIB = sys.modules[openai.DefaultHttpxClient.__mro__[1].__module__.partition(".")[0]]
+_HTTP_ERRORS = tuple({httpx.HTTPError, _HTTP_LIB.HTTPError})
+_sent = threading.local()  # per worker thread: when its current request went out
+
+
+def _mark_sent(_request: object) -> None:
+    _sent.at = time.perf_counter()
+
+
+
+
+def new_run_id() -> str:
+    return f"lat-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Endpoint(BaseModel):
+    """A named OpenAI-compatible endpoint and the model name it serves the benchmark under."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    label: str = Field(min_length=1)
+    client: Any = Field(repr=False, exclude=True)  # an openai.OpenAI
+    model: str = Field(min_length=1)
+
+    def measuring_client(self, timeout_s: float) -> openai.OpenAI:
+        """A copy of the client (same base URL, key, headers) with its own HTTP client that marks
+        when each request goes out. Close it with `.close()`. Transport settings of the caller's
+        own HTTP client (proxy, TLS) are not carried over."""
+        http = openai.DefaultHttpxClient(event_hooks={"request": [_mark_sent]}, timeout=timeout_s)
+        return self.client.with_options(max_retries=0, timeout=timeout_s, http_client=http)
+
+
+class StreamSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    max_tokens: int = Field(gt=0)
+    temperature: float = 0.0
+    timeout_s: float = Field(default=60.0, gt=0)
+    extra_body: dict[str, Any] | None = None  # e.g. {"ignore_eos": True} for fixed-length vLLM replies
+
+
+class Job(BaseModel):
+    index: int
+    endpoint: Endpoint
+    prompt: LatencyPrompt
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type [status]: message`, short, with anything key-like redacted."""
+    status = getattr(exc, "status_code", None)
+    message = str(exc).replace("\n", " ")
+    message = redact(message)
+    if len(message) > 200:
+        message = message[:197] + "..."
+    where = f" [{status}]" if status is not None else ""
+    return f"{type(exc).__name__}{where}: {message}"
+
+
+def measure(client: openai.OpenAI, model: str, prompt: LatencyPrompt, settings: StreamSettings) -> dict:
+    """Time one streamed request; returns the measured fields of a RequestRow."""
+    first = last = None
+    gaps: list[float] = []
+    chunks = 0
+    usage = None
+    finish = None
+    _sent.at = None
+    start = time.perf_counter()
+    try:
+        stream = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": prompt.text}],
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body=settings.extra_body,
+        )
+        with stream:
+            for chunk in stream:
+                now = time.perf_counter()
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                has_content = False
+                for choice in chunk.choices:
+                    if choice.delta is not None and choice.delta.content:
+                        has_content = True
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                if has_content:  # the role chunk (empty content) is not a token
+                    if first is None:
+                        first = now
+                    else:
+                        gaps.append((now - last) * 1000)
+                    last = now
+                    chunks += 1
+        end = time.perf_counter()
+    except (openai.OpenAIError, *_HTTP_ERRORS, OSError, ValueError) as exc:
+        return {"e2e_ms": None, "error": describe_error(exc)}
+    start = _sent.at or start  # the hook may not run under a stand-in transport
+    fields = {
+        "e2e_ms": round((end - start) * 1000, 3),
+        "itl_ms": [round(g, 3) for g in gaps],
+        "content_chunks": chunks,
+        "finish_reason": finish,
+        "output_tokens": usage.completion_tokens if usage is not None else None,
+        "prompt_tokens": usage.prompt_tokens if usage is not None else None,
+    }
+    if first is None:
+        fields["error"] = "EmptyStream: the stream ended without a content token"
+    else:
+        fields["ttft_ms"] = round((first - start) * 1000, 3)
+    return fields
+
+
+def warm_up(endpoints: list[Endpoint], prompts: list[LatencyPrompt], count: int, settings: StreamSettings) -> None:
+    """`count` unrecorded requests per endpoint, one at a time (connections, caches, graphs)."""
+    clients = [endpoint.measuring_client(settings.timeout_s) for endpoint in endpoints]
+    try:
+        for k in range(count):
+            for endpoint, client in zip(endpoints, clients, strict=True):
+                measure(client, endpoint.model, prompts[k % len(prompts)], settings)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def run_jobs(
+    jobs: list[Job],
+    *,
+    run_id: str,
+    concurrency: int,
+    settings: StreamSettings,
+    progress: bool = True,
+    description: str = "latency",
+) -> tuple[list[RequestRow], float]:
+    """Dispatch `jobs` in their order with at most `concurrency` in flight (the shared bounded
+    pool of `evals.model_calls`, with its progress bar). Returns the rows in dispatch order and
+    the wall time in seconds."""
+    clients = {}
+    for job in jobs:
+        if job.endpoint.label not in clients:
+            clients[job.endpoint.label] = job.endpoint.measuring_client(settings.timeout_s)
+    run_start = time.perf_counter()
+
+    def one(job: Job) -> RequestRow:
+        started = time.perf_counter()
+        fields = measure(clients[job.endpoint.label], job.endpoint.model, job.prompt, settings)
+        return RequestRow(
+            run_id=run_id, index=job.index, endpoint=job.endpoint.label, concurrency=concurrency,
+            prompt_id=job.prompt.id, start_ms=round((started - run_start) * 1000, 3), **fields,
+        )
+
+    try:
+        rows = map_bounded(one, jobs, concurrency, f"{description} (concurrency {concurrency})",
+                           progress=progress)
+    finally:
+        for client in clients.values():
+            client.close()
+    return rows, time.perf_counter() - run_start
