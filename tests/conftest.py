@@ -37,6 +37,10 @@ class SharedPlatform:
             self._deployed[alias] = self.deployer.deploy(self.catalog.get(alias))
         return self._deployed[alias]
 
+    def engine(self, alias: str):
+        """The running engine that serves `alias` (started on first use, shared after)."""
+        return self.platform.serve(self.catalog.get(alias), self.catalog)
+
     def gate_env(self) -> dict[str, str]:
         """Environment for a gate run pointed at this platform as if it were a real one."""
         return {**os.environ, "LITELLM_MASTER_KEY": self.platform.master_key}
