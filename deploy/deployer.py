@@ -8,6 +8,10 @@ from pydantic import BaseModel
 
 from deploy.catalog import AliasEntry
 
+# The key of a gateway route's model_info naming the stand-in it serves ({"model", "revision"}):
+# the local deployer writes it, so a run pointed at that gateway with --no-deploy knows it too.
+STAND_IN_INFO = "modelgate_stand_in"
+
 
 class Deployment(BaseModel):
     """One alias, served and ready: where its backend answers and what it actually serves."""
@@ -23,6 +27,8 @@ class Deployment(BaseModel):
     target: str
     revision: str | None = None
     stand_in: bool = False
+    # Vector size of an embeddings stand-in (which differs from the catalog's); None: the catalog's.
+    dimensions: int | None = None
 
 
 class Deployer(Protocol):

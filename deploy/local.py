@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from deploy.catalog import AliasEntry, Catalog
-from deploy.deployer import Deployment
+from deploy.deployer import STAND_IN_INFO, Deployment
 from deploy.litellm_admin import LiteLLMAdmin
 from fixtures.platform.embedded import EmbeddedPlatform, standin_model
+from fixtures.platform.standin_models import StandIn
 
 # LiteLLM provider prefixes per mode (CONTRACTS.md §1): hosted_vllm forwards prompts unchanged.
 _PROVIDER = {"chat": "hosted_vllm", "completion": "hosted_vllm", "embedding": "hosted_vllm"}
 
 
 def litellm_params(entry: AliasEntry, api_base: str) -> dict:
-    return {"model": f"{_PROVIDER[entry.mode]}/{entry.served_model_name}", "api_base": api_base}
+    # An external alias reaches its egress (agentgateway) as an ordinary OpenAI backend.
+    provider = "openai" if entry.backend == "external" else _PROVIDER[entry.mode]
+    return {"model": f"{provider}/{entry.served_model_name}", "api_base": api_base}
 
 
-def model_info(entry: AliasEntry) -> dict:
-    return {
+def model_info(entry: AliasEntry, standin: StandIn | None = None) -> dict:
+    info = {
         "mode": entry.mode,
         "input_cost_per_token": entry.price.input_per_token,
         "output_cost_per_token": entry.price.output_per_token,
     }
+    if standin is not None:
+        info[STAND_IN_INFO] = {"model": standin.name, "revision": standin.revision}
+        if standin.dimensions:
+            info["output_vector_size"] = standin.dimensions  # LiteLLM's field for embedding size
+    return info
 
 
 class LocalDeployer:
@@ -34,14 +42,12 @@ class LocalDeployer:
 
     def deploy(self, entry: AliasEntry) -> Deployment:
         if entry.backend == "external":
-            raise NotImplementedError(
-                f"{entry.alias}: the embedded platform has no stand-in for external providers yet"
-            )
+            return self._deploy_external(entry)
         standin = standin_model(entry)
         engine = self.platform.serve(entry, self.catalog)
         if entry.alias not in self._routes:
             self._routes[entry.alias] = self.admin.register_model(
-                entry.alias, litellm_params(entry, engine.url), model_info(entry)
+                entry.alias, litellm_params(entry, engine.url), model_info(entry, standin)
             )
         return Deployment(
             alias=entry.alias,
@@ -51,6 +57,26 @@ class LocalDeployer:
             model=standin.name,
             target=f"local vLLM (CPU) pid {engine.pid} at {engine.base_url}",
             revision=standin.revision,
+            stand_in=True,
+            dimensions=standin.dimensions,
+        )
+
+    def _deploy_external(self, entry: AliasEntry) -> Deployment:
+        """An external alias: its egress stand-in (holding the provider key) behind the gateway."""
+        egress = self.platform.serve_external(entry)
+        label = f"simulated {entry.served_model_name} (Anthropic stand-in via agentgateway stand-in)"
+        if entry.alias not in self._routes:
+            info = {**model_info(entry), STAND_IN_INFO: {"model": label, "revision": None}}
+            self._routes[entry.alias] = self.admin.register_model(
+                entry.alias, litellm_params(entry, egress.base_url), info
+            )
+        return Deployment(
+            alias=entry.alias,
+            kind="local",
+            backend_url=egress.base_url,
+            served_model_name=entry.served_model_name,
+            model=label,
+            target=f"agentgateway stand-in at {egress.base_url} -> Anthropic Messages stand-in",
             stand_in=True,
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deploy.catalog import AliasEntry
-from deploy.deployer import Deployment
+from deploy.deployer import STAND_IN_INFO, Deployment
 from deploy.litellm_admin import LiteLLMAdmin
 
 
@@ -20,13 +20,20 @@ class PreexistingDeployer:
             )
         params = routes[0].litellm_params
         api_base = params.get("api_base")
+        # An embedded platform's route says which stand-in it serves (deploy/local.py).
+        standin = routes[0].model_info.get(STAND_IN_INFO)
+        standin = standin if isinstance(standin, dict) and standin.get("model") else None
         return Deployment(
             alias=entry.alias,
             kind="external" if entry.backend == "external" else "preexisting",
             backend_url=api_base,
             served_model_name=str(params.get("model", entry.served_model_name)).split("/", 1)[-1],
-            model=entry.model,
+            model=standin["model"] if standin else entry.model,
             target=f"gateway route {entry.alias} -> {api_base or params.get('model')}",
+            revision=standin.get("revision") if standin else None,
+            stand_in=standin is not None,
+            # A real route is gated against the catalog's vector size, a stand-in against its own.
+            dimensions=routes[0].model_info.get("output_vector_size") if standin else None,
         )
 
     def release(self, alias: str) -> None:

@@ -11,14 +11,21 @@ import base64
 import json
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import openai
 from pydantic import BaseModel, Field, ValidationError
 
-from evals.model_calls import CallOutcome, RetryPolicy, embeddings
+from evals.model_calls import (
+    CallOutcome,
+    RetryPolicy,
+    call_with_retries,
+    embeddings,
+    no_retry,
+    redact,
+)
 
 Outcome = Literal["pass", "fail", "error"]
 
@@ -296,6 +303,51 @@ def check_usage(client: openai.OpenAI, model: str, *,
         name=name, outcome="pass" if ok else "fail",
         reason=f"usage.prompt_tokens {tokens}" + ("" if ok else " (must be a positive integer)"),
         details={"prompt_tokens": tokens},
+    )
+
+
+def check_registered(client: openai.OpenAI, model: str,
+                     read_model_info: Callable[[], Sequence[Mapping[str, Any]]], *,
+                     input_cost_per_token: float,
+                     policy: RetryPolicy | None = None) -> EmbeddingCheck:
+    """The alias is in `/v1/models` for the key, and in `/model/info` as an embedding model
+    priced as the catalog says (a model without a price costs 0: its budgets never bind).
+
+    `read_model_info` returns `/model/info`'s `data` entries (the admin API needs the master
+    key, which this module never holds).
+    """
+    name = "registered"
+    listed = call_with_retries(lambda: [m.id for m in no_retry(client).models.list()], policy=policy)
+    if not listed.ok:
+        return _error(name, listed)
+    if model not in listed.value:
+        return EmbeddingCheck(name=name, outcome="fail",
+                              reason=f"{model!r} is not in /v1/models for this key "
+                              f"(listed: {', '.join(sorted(listed.value)) or 'nothing'})")
+    try:
+        entries = [e for e in read_model_info() if e.get("model_name") == model]
+    except Exception as exc:  # the reader is the caller's admin call: a platform error
+        return EmbeddingCheck(name=name, outcome="error",
+                              reason=redact(f"no answer from GET /model/info: {type(exc).__name__}: {exc}"))
+    if not entries:
+        return EmbeddingCheck(name=name, outcome="fail", reason=f"{model!r} is not in /model/info")
+    info = entries[0].get("model_info") or {}
+    mode, price = info.get("mode"), info.get("input_cost_per_token")
+    details = {"mode": mode, "input_cost_per_token": price,
+               "output_vector_size": info.get("output_vector_size")}
+    problems = []
+    if mode != "embedding":
+        problems.append(f"/model/info mode is {mode!r}, not 'embedding'")
+    if not isinstance(price, int | float) or price <= 0:
+        problems.append(f"/model/info has no input price ({price!r}): its budgets can never bind")
+    elif not math.isclose(price, input_cost_per_token, rel_tol=1e-9):
+        problems.append(f"/model/info input price {price:g} USD/token != the catalog's "
+                        f"{input_cost_per_token:g}")
+    if problems:
+        return EmbeddingCheck(name=name, outcome="fail", reason="; ".join(problems), details=details)
+    return EmbeddingCheck(
+        name=name, outcome="pass", details=details,
+        reason=f"in /v1/models and /model/info (mode embedding, {price:g} USD/token)",
     )
 
 

@@ -21,6 +21,7 @@ from evals.embeddings import (
     check_base64,
     check_batch_limit,
     check_overlength,
+    check_registered,
     check_triplets,
     decode_base64,
     judge_embeddings,
@@ -174,3 +175,58 @@ def test_checks_hold_through_the_gateway_with_a_virtual_key() -> None:
     by_name = {c.name: c for c in checks}
     assert by_name["overlength_input"].details["handling"] == "refused"  # the 413 passes through
     assert by_name["overlength_input"].details["status"] == 413
+
+
+# -- registration at the gateway -----------------------------------------------------------------
+PRICE = 1e-7
+
+
+def _registered(info: dict | None, *, alias: str = "embeddings", key_models: list[str] | None = None,
+                reader=None):
+    """check_registered against a gateway double with `alias` registered with `info`."""
+    master = "sk-master-registered-test"
+    gateway = GatewayDouble(master)
+    if info is not None:
+        gateway.register_model(alias, {"model": f"hosted_vllm/{MODEL}",
+                                       "api_base": "http://127.0.0.1:9/v1"}, info)
+    with ThreadedServer(gateway) as server:
+        auth = {"Authorization": f"Bearer {master}"}
+        key = httpx.post(server.url + "/key/generate", headers=auth, timeout=10,
+                         json={"models": key_models or []}).json()["key"]
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+
+        def model_info() -> list[dict]:
+            return httpx.get(server.url + "/model/info", headers=auth, timeout=10).json()["data"]
+
+        return check_registered(client, "embeddings", reader or model_info,
+                                input_cost_per_token=PRICE, policy=ONCE)
+
+
+def test_registered_embedding_alias_with_its_price_passes() -> None:
+    check = _registered({"mode": "embedding", "input_cost_per_token": PRICE, "output_vector_size": 384})
+    assert check.passed, check.reason
+    assert check.details == {"mode": "embedding", "input_cost_per_token": PRICE, "output_vector_size": 384}
+
+
+@pytest.mark.parametrize(("info", "words"), [
+    ({"mode": "chat", "input_cost_per_token": PRICE}, "mode is 'chat', not 'embedding'"),
+    ({"mode": "embedding"}, "no input price (0.0): its budgets can never bind"),
+    ({"mode": "embedding", "input_cost_per_token": 2 * PRICE}, "input price 2e-07 USD/token != the catalog's 1e-07"),
+])
+def test_misregistered_alias_fails(info: dict, words: str) -> None:
+    check = _registered(info)
+    assert check.outcome == "fail" and words in check.reason
+
+
+def test_alias_the_key_cannot_see_fails() -> None:
+    check = _registered({"mode": "embedding", "input_cost_per_token": PRICE}, key_models=["other"])
+    assert check.outcome == "fail" and "'embeddings' is not in /v1/models for this key" in check.reason
+
+
+def test_unreadable_model_info_is_an_error_without_the_key() -> None:
+    def broken() -> list[dict]:
+        raise RuntimeError("GET /model/info with sk-master-registered-test failed")
+
+    check = _registered({"mode": "embedding", "input_cost_per_token": PRICE}, reader=broken)
+    assert check.outcome == "error" and "no answer from GET /model/info" in check.reason
+    assert "sk-master" not in check.reason

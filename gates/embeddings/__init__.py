@@ -1,0 +1,1 @@
+"""embeddings: registered at the gateway, correct vectors, and a budget that binds."""

@@ -1,0 +1,65 @@
+"""embeddings gate: registered at the gateway, correct vectors, and a budget that binds.
+
+One verdict from every check: registration (`/v1/models`, `/model/info` with mode and price),
+the vector checks of `evals.embeddings` (dimension, unit length, batch consistency, base64,
+triplets, limits, usage), and the budget binding with a second, tiny-budget throwaway key.
+"""
+
+from __future__ import annotations
+
+from deploy.ledger import now
+from evals.embeddings import check_registered, load_triplets, run_embedding_checks
+from gates.embeddings.budget_key import budget_checks
+from gates.embeddings.judge import expected_dimensions, gate_settings, judge_gate
+from gates.embeddings.plugin import ALIAS, GATE
+from gates.session import REPO_ROOT
+from gates.verdicts import alias_mark, enforce
+
+pytestmark = alias_mark(ALIAS)
+
+TRIPLETS = REPO_ROOT / "fixtures" / "embedding_triplets.json"
+
+
+def test_registered_correct_and_budget_binding(embeddings_alias) -> None:
+    context = embeddings_alias
+    entry = context.entry
+    config = entry.gate(GATE)
+    started = now()
+    dimensions = expected_dimensions(entry, context.deployment)
+    settings = gate_settings(entry, config, dimensions.value)
+    client = context.client(timeout=120)
+
+    checks = [check_registered(
+        client, ALIAS, lambda: [m.model_dump() for m in context.admin.model_info()],
+        input_cost_per_token=entry.price.input_per_token,
+    )]
+    checks += run_embedding_checks(client, ALIAS, settings, load_triplets(TRIPLETS))
+    checks += budget_checks(
+        context, max_budget=float(config["budget_usd"]),
+        max_requests=int(config.get("budget_max_requests", 200)),
+        allowed_over_budget=int(config.get("budget_allowed_over", 1)),
+    )
+    verdict = judge_gate(checks, dimensions.value)
+    budget = next((c.details for c in checks if c.name == "budget_binding" and c.details), {})
+    record = context.record(
+        gate=GATE,
+        verdict=verdict.verdict,
+        metric="checks_passed",
+        value=verdict.value,
+        threshold=1.0,
+        summary=verdict.summary,
+        reason=verdict.reason,
+        counts=verdict.counts,
+        details=checks,
+        started_at=started,
+        extra={
+            "dimensions": dimensions.value,
+            "dimensions_source": dimensions.source,
+            "checks": {c.name: c.outcome for c in checks},
+            "budget_usd": budget.get("max_budget"),
+            "budget_refusal_status": budget.get("refusal_status"),
+            "budget_answered_requests": budget.get("answered"),
+            "budget_spend_usd": budget.get("reported_spend"),
+        },
+    )
+    enforce(record)
