@@ -1,0 +1,1 @@
+"""claude-haiku: usage normalization of an external provider behind the OpenAI facade."""
