@@ -25,6 +25,44 @@ class ToolLoopVerdict(BaseModel):
     cost_reported: bool = True
 
 
+# Reason prefixes (as the driver words them) and the kind of failure each names.
+FAILURE_KINDS: tuple[tuple[str, str], ...] = (
+    ("platform error", "platform error"),
+    ("no tool call", "no tool call"),
+    ("malformed arguments", "malformed arguments"),
+    ("unknown tool", "unknown tool"),
+    ("step limit", "step limit (looping)"),
+    ("wrong answer", "wrong answer"),
+    ("only ", "too few tool calls"),
+    ("no parallel", "no parallel tool calls"),
+    ("unneeded tool call", "unneeded tool call"),
+)
+
+
+def failure_kind(result: ScenarioResult) -> str | None:
+    """The kind of failure of one run (None when it passed)."""
+    if result.passed:
+        return None
+    reason = result.reason or ""
+    return next((kind for prefix, kind in FAILURE_KINDS if reason.startswith(prefix)), "other")
+
+
+def failure_kinds(results: list[ScenarioResult]) -> dict[str, int]:
+    """How many runs failed in each way, most frequent first (ties in FAILURE_KINDS order)."""
+    order = [kind for _, kind in FAILURE_KINDS] + ["other"]
+    counts: dict[str, int] = {}
+    for result in results:
+        kind = failure_kind(result)
+        if kind is not None:
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], order.index(item[0]))))
+
+
+def describe_kinds(kinds: dict[str, int]) -> str:
+    """`no tool call ×5, wrong answer ×2`."""
+    return ", ".join(f"{kind} ×{count}" for kind, count in kinds.items())
+
+
 def _list(items: list[str], limit: int = 4) -> str:
     shown = "; ".join(items[:limit])
     return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")

@@ -15,11 +15,19 @@ from starlette.routing import Route
 
 from evals.model_calls import RetryPolicy
 from evals.tool_loop import CallProblem, run_scenario, run_tool_loops, validate_call
-from evals.tool_loop_judge import compare_modes, judge_tool_loops, results_table
+from evals.tool_loop_judge import (
+    compare_modes,
+    describe_kinds,
+    failure_kinds,
+    judge_tool_loops,
+    results_table,
+)
 from evals.tool_loop_model import ScenarioResult, ToolCallRecord, ToolScenario, ToolSpec
 from evals.tool_loop_reply import assemble_stream
 from fixtures.platform.loopback import ThreadedServer
 from fixtures.platform.reference_agents import (
+    NO_TOOL_PARSER_MESSAGE,
+    PROBE_ANSWER,
     UNKNOWN_TOOL,
     answer_move,
     calls_move,
@@ -299,3 +307,28 @@ def test_a_stream_that_breaks_is_a_platform_error(serve, body, expected):
     result = run_scenario(client, "coder-agent", ORDER, stream=True, policy=FAST)
     assert result.platform_error is not None and expected in result.platform_error
     assert judge_tool_loops([result], 0.75).verdict == "error"
+
+
+def test_plain_requests_get_a_plain_answer_and_no_tool_parser_refuses_tool_turns(serve):
+    # The gateway's route probe carries no tools: every reference agent answers it.
+    for behaviour in ("correct", "no_tool_parser"):
+        client = serve(reference_agent(behaviour))
+        probe = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "ping"}], max_tokens=1)
+        assert probe.choices[0].message.content == PROBE_ANSWER
+    # A tool turn against vLLM started without the tool flags: 400, a platform error, not a model failure.
+    result = run_scenario(client, "coder-agent", ORDER, policy=FAST)
+    assert result.platform_error is not None and NO_TOOL_PARSER_MESSAGE in result.platform_error
+    assert "400" in result.platform_error and not result.calls
+
+
+def test_failure_kinds_tally_the_reasons_most_frequent_first():
+    def run(reason, passed=False):
+        return ScenarioResult(scenario="s", stream=False, passed=passed, reason=reason)
+
+    results = [run("wrong answer: expected 3"), run("no tool call"), run("no tool call"),
+               run("malformed arguments for tool x: not JSON"), run(None, passed=True),
+               run("platform error at step 1: 503"), run("something new")]
+    kinds = failure_kinds(results)
+    assert kinds == {"no tool call": 2, "platform error": 1, "malformed arguments": 1, "wrong answer": 1, "other": 1}
+    assert list(kinds)[0] == "no tool call"
+    assert describe_kinds({"no tool call": 2, "wrong answer": 1}) == "no tool call ×2, wrong answer ×1"

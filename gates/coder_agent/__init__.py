@@ -1,0 +1,1 @@
+"""coder-agent: autonomous tool loops through a budgeted virtual key, both streamed and not."""
