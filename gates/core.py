@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from deploy.catalog import DEFAULT_CATALOG, Catalog, CatalogError, load_catalog
-from gates.session import REPO_ROOT, GateSession, default_outputs
+from deploy.ledger import GateRecord
+from evals.response_cache import ResponseCache
+from gates import parallel, reports, resume
+from gates.session import REPO_ROOT, GateSession, Outputs, default_outputs, new_run_id, write_status
 from gates.summary import print_summary
 
 CATALOG_KEY = pytest.StashKey[Catalog]()
 SESSION_KEY = pytest.StashKey[GateSession]()
+RUN_KEY = pytest.StashKey["RunState"]()
+
+
+@dataclass
+class RunState:
+    """What the whole run shares, controller and workers alike (known before any platform)."""
+
+    run_id: str
+    outputs: Outputs
+    run_folder: Path
+    resumed: bool
+    outcomes: reports.TestOutcomes | None = None  # the controller's collector
+    current: pytest.Item | None = None  # the test running in this process
+    records: list[GateRecord] | None = None
+    statuses: dict[str, str] | None = None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,6 +85,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--budget-status", type=int, choices=[400, 429], default=429,
         help="embedded gateway double: status of budget refusals (older LiteLLM 400, current 429)",
     )
+    group.addoption(
+        "--resume", metavar="RUN_ID", default=None,
+        help="continue run RUN_ID (same outputs): gates it recorded as PASS or FAIL are replayed "
+        "from the ledger, the rest run again, answered from the run's response cache first",
+    )
+    group.addoption(
+        "--no-cache", action="store_true",
+        help="ask the model for every completion (no response cache)",
+    )
+    group.addoption(
+        "--modelgate-json", metavar="PATH", type=Path, default=None,
+        help="JSON report of the run (default: <build-dir>/runs/<run id>/report.json)",
+    )
+    group.addoption(
+        "--modelgate-markdown", metavar="PATH", type=Path, default=None,
+        help="Markdown summary of the run (default: <build-dir>/runs/<run id>/summary.md); "
+        "also appended to $GITHUB_STEP_SUMMARY when set",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,6 +116,31 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line(
             "markers", f"{entry.alias}: the gates of alias {entry.alias} ({entry.model})"
         )
+    _configure_run(config, catalog)
+
+
+def _configure_run(config: pytest.Config, catalog: Catalog) -> None:
+    from gates.platforms import run_outputs
+
+    outputs = run_outputs(config)
+    resumed = config.getoption("--resume")
+    run_id = parallel.worker_run_id(config) or resumed or new_run_id()
+    run_folder = config.getoption("--build-dir") / "runs" / run_id
+    if resumed and not parallel.is_worker(config) and not resume.run_exists(outputs.ledger, run_folder, run_id):
+        raise pytest.UsageError(
+            f"modelgate: --resume {run_id}: no such run in {outputs.ledger} or {run_folder} "
+            "(resume with the same --outputs/--build-dir as the interrupted run)"
+        )
+    state = RunState(run_id=run_id, outputs=outputs, run_folder=run_folder, resumed=bool(resumed))
+    config.stash[RUN_KEY] = state
+    parallel.use_loadgroup(config)
+    if not parallel.is_worker(config):
+        aliases = catalog.names
+        config.pluginmanager.register(parallel.RunIdToWorkers(run_id, aliases), "modelgate-xdist")
+        state.outcomes = reports.TestOutcomes(
+            lambda report: dict(report.user_properties).get(reports.ALIAS_PROPERTY)
+        )
+        config.pluginmanager.register(state.outcomes, "modelgate-outcomes")
 
 
 def gate_scope(config: pytest.Config) -> str:
@@ -92,6 +154,13 @@ def alias_order(config: pytest.Config) -> list[str]:
     return config.stash[CATALOG_KEY].names
 
 
+def item_alias(config: pytest.Config, item: pytest.Item) -> str | None:
+    names = set(alias_order(config))
+    return next((mark.name for mark in item.iter_markers() if mark.name in names), None)
+
+
+# tryfirst: before xdist's own hook, which reads the xdist_group markers added here.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Group gate tests by alias in catalog order, so each alias is deployed once and the
     # one-GPU rule (one serving alias at a time) costs one start per alias.
@@ -104,6 +173,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return -1
 
     items.sort(key=rank)
+    state = config.stash[RUN_KEY]
+    if state.resumed:
+        recorded = resume.recorded_tests(state.outputs.ledger, state.run_id)
+        resume.replace_recorded(items, recorded, parallel.gate_test_id)
+    parallel.group_by_alias(items, lambda item: item_alias(config, item))
+    for item in items:
+        alias = item_alias(config, item)
+        if alias is not None:  # marks a gate test in every report, also on the controller
+            item.user_properties.append((reports.ALIAS_PROPERTY, alias))
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """The selected gates as a readable list (also under `--collect-only -q`)."""
+    lines = []
+    for item in items:
+        alias = item_alias(config, item)
+        if alias is None:
+            continue
+        # The test's docstring, else its module's: gate modules open with what they gate.
+        doc = (getattr(getattr(item, "obj", None), "__doc__", None)
+               or getattr(getattr(item, "module", None), "__doc__", None) or "").strip()
+        title = item.name.removeprefix("test_").replace("_", " ")
+        lines.append(f"  {alias}: {title}" + (f" ({doc.splitlines()[0]})" if doc else ""))
+    if not lines:
+        return []
+    return [f"modelgate: {len(lines)} gate test(s) selected", *lines]
 
 
 @pytest.fixture(scope="session")
@@ -111,26 +206,102 @@ def gate_session(request: pytest.FixtureRequest):
     """The run's platform and ledger; started on first use so `pytest tests` never starts it."""
     from gates.platforms import open_session
 
-    session = open_session(request.config, request.config.stash[CATALOG_KEY])
-    request.config.stash[SESSION_KEY] = session
+    config = request.config
+    session = open_session(config, config.stash[CATALOG_KEY])
+    state = config.stash[RUN_KEY]
+    session.run_id = state.run_id
+    if not config.getoption("--no-cache"):
+        session.cache = ResponseCache(state.run_folder / "cache")
+    session.gpu_turn = parallel.GpuTurn(config.getoption("--build-dir") / parallel.GPU_LOCK_NAME)
+
+    def annotate(record: GateRecord) -> None:
+        if state.current is not None:  # which test proved it: what --resume matches on
+            record.extra.setdefault(resume.NODEID_KEY, parallel.gate_test_id(state.current))
+
+    def on_record(record: GateRecord) -> None:
+        if state.current is not None:  # JUnit properties, forwarded by xdist to the controller
+            state.current.user_properties.extend(reports.record_properties(record))
+
+    session.annotate, session.on_record = annotate, on_record
+    config.stash[SESSION_KEY] = session
     try:
         yield session
     finally:
         session.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    state = item.config.stash[RUN_KEY]
+    state.current = item
+    try:
+        return (yield)
+    finally:
+        state.current = None
+        gate = item.config.stash.get(SESSION_KEY, None)
+        if gate is not None and gate.gpu_turn is not None and gate.gpu_turn.holder is not None:
+            # The GPU alias's last test on this worker is done: another worker may take the GPU.
+            following = item_alias(item.config, nextitem) if nextitem is not None else None
+            if following != gate.gpu_turn.holder:
+                gate.gpu_turn.give_back()
+
+
+# trylast: after pytest's JUnit writer, whose file is rewritten here.
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    gate = session.config.stash.get(SESSION_KEY, None)
-    if gate is None or not gate.records:
+    config = session.config
+    state = config.stash.get(RUN_KEY, None)
+    if state is None or parallel.is_worker(config) or config.getoption("collectonly"):
+        return  # statuses and reports are the controller's, written once
+    state.records = reports.run_records(state.outputs.ledger, state.run_id)
+    if state.records:
+        state.statuses = write_status(
+            config.getoption("--catalog"), state.outputs, {r.alias for r in state.records}
+        )
+    gates = state.outcomes.gates(state.records) if state.outcomes else []
+    if not gates:
         return
-    gate.write_status()
+    if session.exitstatus == pytest.ExitCode.OK and any(g.outcome != "passed" for g in gates):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a skipped gate did not pass
+    xml_path = getattr(config.option, "xmlpath", None)
+    if xml_path and Path(xml_path).exists():
+        reports.errors_as_error_elements(Path(xml_path))
+    report = reports.build_report(
+        run_id=state.run_id, platform="remote" if config.getoption("--gateway-url") else "embedded",
+        control=config.getoption("--control"), started_at=state.outcomes.started_at,
+        exit_status=int(session.exitstatus), gates=gates, statuses=state.statuses or {},
+        ledger=state.outputs.ledger, catalog=state.outputs.catalog, table=state.outputs.doc,
+    )
+    reports.write_json(report, config.getoption("--modelgate-json") or state.run_folder / "report.json")
+    reports.write_markdown(
+        reports.render_markdown(report),
+        config.getoption("--modelgate-markdown") or state.run_folder / "summary.md",
+    )
+
+
+@dataclass
+class _RunView:
+    """What the verdict table prints, on the controller (which may have no GateSession)."""
+
+    run_id: str
+    platform_kind: str
+    gateway_url_redacted: str
+    records: list[GateRecord]
+    outputs: Outputs
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    gate = config.stash.get(SESSION_KEY, None)
-    if gate is None or not gate.records:
+    state = config.stash.get(RUN_KEY, None)
+    if state is None or not state.records:
         return
-    print_summary(gate, gate.statuses, terminalreporter=terminalreporter)
+    from deploy.litellm_admin import redact_url
+
+    url = config.getoption("--gateway-url")
+    view = _RunView(state.run_id, "remote" if url else "embedded", redact_url(url or ""),
+                    state.records, state.outputs)
+    print_summary(view, state.statuses or {}, terminalreporter=terminalreporter)
+    terminalreporter.write_line(f"run id {state.run_id} (an interrupted run continues with "
+                                f"--resume {state.run_id})")
 
 
 __all__ = ["default_outputs", "gate_scope"]

@@ -8,7 +8,24 @@ import pytest
 
 from deploy.catalog import Catalog
 from deploy.litellm_admin import LiteLLMAdmin
+from gates.parallel import worker_id
 from gates.session import GateSession, Outputs, default_outputs
+
+
+def run_outputs(config: pytest.Config) -> Outputs:
+    """Where this run's ledger, catalog and table go (known before any platform starts)."""
+    build_dir = config.getoption("--build-dir")
+    control = config.getoption("--control")
+    if control and not config.getoption("--gateway-url"):
+        build_dir = build_dir / "controls" / control
+    kind = "remote" if config.getoption("--gateway-url") else "embedded"
+    outputs = default_outputs(kind, build_dir, config.getoption("--catalog"))
+    if config.getoption("--outputs"):
+        folder = config.getoption("--outputs")
+        outputs = Outputs(folder / "ledger.jsonl", folder / "catalog.yaml", folder / "served-models.md")
+    if config.getoption("--ledger"):
+        outputs.ledger = config.getoption("--ledger")
+    return outputs
 
 
 def open_session(config: pytest.Config, catalog: Catalog) -> GateSession:
@@ -39,21 +56,17 @@ def open_session(config: pytest.Config, catalog: Catalog) -> GateSession:
         if control:
             # Controls prove the gate, not a model: their verdicts never touch the real outputs.
             build_dir = build_dir / "controls" / control
+        # Each xdist worker runs its own embedded platform, in its own folder.
+        folder = "platform" + (f"-{worker_id(config)}" if worker_id(config) else "")
         platform = EmbeddedPlatform(
-            build_dir / "embedded" / "platform", budget_status=config.getoption("--budget-status")
+            build_dir / "embedded" / folder, budget_status=config.getoption("--budget-status")
         ).start()
         admin = LiteLLMAdmin(platform.gateway_url, platform.master_key)
         deployer = ControlDeployer(platform, admin, control) if control else LocalDeployer(platform, admin, catalog)
         url = platform.gateway_url
         kind = "embedded"
-    outputs = default_outputs(kind, build_dir, catalog_path)
-    if config.getoption("--outputs"):
-        folder = config.getoption("--outputs")
-        outputs = Outputs(folder / "ledger.jsonl", folder / "catalog.yaml", folder / "served-models.md")
-    if config.getoption("--ledger"):
-        outputs.ledger = config.getoption("--ledger")
     return GateSession(
-        catalog=catalog, catalog_path=catalog_path, outputs=outputs, platform_kind=kind,
+        catalog=catalog, catalog_path=catalog_path, outputs=run_outputs(config), platform_kind=kind,
         gateway_url=url, admin=admin, deployer=deployer,
     )
 

@@ -6,7 +6,7 @@ import contextlib
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +20,8 @@ from deploy.deployer import Deployer, Deployment
 from deploy.ledger import Counts, GateRecord, Ledger, Target, Verdict, derive_statuses, now
 from deploy.litellm_admin import LiteLLMAdmin, VirtualKey, redact_text, redact_url, throwaway_key
 from deploy.route_check import RouteCheckError, route_check
+from evals.response_cache import CacheScope, CacheSwitch, ResponseCache, caching_http_client
+from gates.parallel import GpuTurn, holds_exclusive_gpu
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +42,10 @@ def suite_revision() -> str:
         return "unknown"
 
 
+def new_run_id() -> str:
+    return now().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+
+
 @dataclass
 class Outputs:
     """Where a run writes: the committed files for a real platform, a build folder otherwise."""
@@ -47,6 +53,44 @@ class Outputs:
     ledger: Path
     catalog: Path
     doc: Path
+
+
+class SpendAfterCacheHits(RuntimeError):
+    """A gate read its key's spend after answers were replayed from the cache (never charged)."""
+
+
+class SpendGuardedAdmin:
+    """The admin client as a gate sees it. Reading the gate key's spend turns the response cache
+    off for the rest of the gate (its later requests are charged, so spend and answers agree),
+    and fails loudly if replayed answers came first: a spend check must not be fooled."""
+
+    def __init__(self, admin: LiteLLMAdmin, key: VirtualKey, switch: CacheSwitch):
+        self._admin, self._key, self._switch = admin, key, switch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._admin, name)
+
+    def __repr__(self) -> str:
+        return f"SpendGuardedAdmin({self._admin!r})"
+
+    def _reading_spend(self, key: Any) -> None:
+        if getattr(key, "value", key) != self._key.value:
+            return  # another key (e.g. a budget check's own): its requests never used the cache
+        self._switch.enabled = False
+        if self._switch.hits:
+            raise SpendAfterCacheHits(
+                f"{self._switch.hits} answers of this gate were replayed from the response "
+                "cache and never charged to its key, so its spend cannot be checked: run the "
+                "gate with --no-cache, or build its clients with cache=False"
+            )
+
+    def key_info(self, key: Any, *args: Any, **kwargs: Any) -> Any:
+        self._reading_spend(key)
+        return self._admin.key_info(key, *args, **kwargs)
+
+    def wait_for_spend(self, key: Any, *args: Any, **kwargs: Any) -> Any:
+        self._reading_spend(key)
+        return self._admin.wait_for_spend(key, *args, **kwargs)
 
 
 @dataclass
@@ -57,23 +101,49 @@ class AliasContext:
     deployment: Deployment
     gateway_url: str
     key: VirtualKey
-    admin: LiteLLMAdmin
+    admin: LiteLLMAdmin | SpendGuardedAdmin
     session: GateSession
+    gate: str = ""
+    cache_switch: CacheSwitch = field(default_factory=CacheSwitch)
 
-    def client(self, **kwargs: Any) -> openai.OpenAI:
-        """An OpenAI client through the gateway with this run's throwaway key (retries: ours)."""
+    def client(self, *, cache: bool | None = None, **kwargs: Any) -> openai.OpenAI:
+        """An OpenAI client through the gateway with this run's throwaway key (retries: ours).
+
+        Non-streamed completions go through the run's response cache (see `cache_enabled`).
+        """
         return openai.OpenAI(
             base_url=f"{self.gateway_url.rstrip('/')}/v1", api_key=self.key.value,
-            max_retries=0, **kwargs,
+            max_retries=0, **self._cached(cache, kwargs),
         )
 
-    def direct_client(self, **kwargs: Any) -> openai.OpenAI:
+    def direct_client(self, *, cache: bool | None = None, **kwargs: Any) -> openai.OpenAI:
         """An OpenAI client straight to the backend (the Service, or the local engine)."""
         if not self.deployment.backend_url:
             raise RuntimeError(f"{self.entry.alias}: the deployment has no direct backend URL")
         return openai.OpenAI(
-            base_url=self.deployment.backend_url, api_key="not-needed", max_retries=0, **kwargs
+            base_url=self.deployment.backend_url, api_key="not-needed", max_retries=0,
+            **self._cached(cache, kwargs),
         )
+
+    def cache_enabled(self, cache: bool | None = None) -> bool:
+        """Whether this gate's clients use the run's response cache.
+
+        Off with `--no-cache` and for a client asked with `cache=False` (a gate comparing its
+        key's spend with the answers it got: a replayed answer was paid by an earlier key).
+        A gate that reads its key's spend through `.admin` turns it off from then on.
+        """
+        return self.session.cache is not None and cache is not False
+
+    def _cached(self, cache: bool | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if "http_client" in kwargs or not self.cache_enabled(cache):
+            return kwargs
+        scope = CacheScope(
+            model=self.deployment.model, served_model_name=self.deployment.served_model_name,
+            revision=self.deployment.revision,
+        )
+        assert self.session.cache is not None
+        http = caching_http_client(self.session.cache, scope, switch=self.cache_switch)
+        return {**kwargs, "http_client": http}
 
     def record(
         self,
@@ -129,10 +199,16 @@ class GateSession:
     gateway_url: str
     admin: LiteLLMAdmin
     deployer: Deployer
-    run_id: str = field(default_factory=lambda: now().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6])
+    run_id: str = field(default_factory=lambda: new_run_id())
     revision: str = field(default_factory=suite_revision)
     records: list[GateRecord] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
+    # The run's response cache (None: --no-cache) and the GPU turn (None: no lock folder).
+    cache: ResponseCache | None = None
+    gpu_turn: GpuTurn | None = None
+    # Set by the core plugin: tags a record with its test before the append, reports it after.
+    annotate: Callable[[GateRecord], None] | None = None
+    on_record: Callable[[GateRecord], None] | None = None
     _deployments: dict[str, Deployment] = field(default_factory=dict)
 
     @property
@@ -145,11 +221,15 @@ class GateSession:
 
     def record(self, record: GateRecord, details: list[BaseModel | dict[str, Any]]) -> None:
         # Appended at once, not at session end: a crash later in the run loses no verdict.
+        if self.annotate is not None:
+            self.annotate(record)
         ledger = self.ledger
         if details:
             ledger.write_details(record, details)
         ledger.append(record)
         self.records.append(record)
+        if self.on_record is not None:
+            self.on_record(record)
 
     def deploy(self, alias: str) -> Deployment:
         if alias not in self._deployments:
@@ -166,6 +246,9 @@ class GateSession:
         """
         entry = self.catalog.get(alias)
         started = now()
+        if self.gpu_turn is not None and holds_exclusive_gpu(self.deployer, entry):
+            # Released by the core plugin after the alias's last test, or at session end.
+            self.gpu_turn.take(alias)
         try:
             deployment = self.deploy(alias)
         except Exception as exc:
@@ -184,9 +267,11 @@ class GateSession:
                 error = RouteCheckError(check.detail)
                 self._record_platform_error(entry, gate, "route check failed", error, started, deployment)
                 raise error
+            switch = CacheSwitch()
             yield AliasContext(
                 entry=entry, deployment=deployment, gateway_url=self.gateway_url, key=key,
-                admin=self.admin, session=self,
+                admin=SpendGuardedAdmin(self.admin, key, switch), session=self, gate=gate,
+                cache_switch=switch,
             )
 
     def _record_platform_error(
@@ -210,18 +295,27 @@ class GateSession:
     def write_status(self) -> dict[str, str]:
         """Derive the touched aliases' status from the ledger; write the catalog and its table."""
         touched = {record.alias for record in self.records}
-        statuses = derive_statuses(self.ledger, sorted(touched))
-        write_statuses(self.catalog_path, statuses, target=self.outputs.catalog)
-        committed_doc = REPO_ROOT / "docs" / "served-models.md"
-        if self.outputs.doc != committed_doc:
-            # A build copy of the docs page: its prose stays the committed one's.
-            atomic_write_text(self.outputs.doc, committed_doc.read_text(encoding="utf-8"))
-        write_table(load_catalog(self.outputs.catalog), self.outputs.doc)
-        self.statuses = statuses
-        return statuses
+        self.statuses = write_status(self.catalog_path, self.outputs, touched)
+        return self.statuses
 
     def close(self) -> None:
-        self.deployer.close()
+        try:
+            self.deployer.close()
+        finally:
+            if self.gpu_turn is not None:
+                self.gpu_turn.give_back()
+
+
+def write_status(catalog_path: Path, outputs: Outputs, aliases: set[str]) -> dict[str, str]:
+    """Derive `aliases`' status from the ledger; write the catalog and its table (once a run)."""
+    statuses = derive_statuses(Ledger(outputs.ledger), sorted(aliases))
+    write_statuses(catalog_path, statuses, target=outputs.catalog)
+    committed_doc = REPO_ROOT / "docs" / "served-models.md"
+    if outputs.doc != committed_doc:
+        # A build copy of the docs page: its prose stays the committed one's.
+        atomic_write_text(outputs.doc, committed_doc.read_text(encoding="utf-8"))
+    write_table(load_catalog(outputs.catalog), outputs.doc)
+    return statuses
 
 
 def default_outputs(platform_kind: str, build_dir: Path, catalog_path: Path) -> Outputs:

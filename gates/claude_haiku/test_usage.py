@@ -36,7 +36,7 @@ def test_usage_normalization(claude_haiku) -> None:
 
     started = now()
     result = run_usage_checks(
-        claude_haiku.client(timeout=120.0),
+        claude_haiku.client(cache=False, timeout=120.0),  # spend checks: every answer must be charged
         ALIAS,
         convention=entry.usage_convention,
         prices=Prices(input_per_token=entry.price.input_per_token,

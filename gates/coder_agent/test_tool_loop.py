@@ -36,7 +36,8 @@ def test_tool_loops(coder_agent, request) -> None:
         temperature=float(config.get("temperature", 0.0)),
         concurrency=int(config.get("concurrency", 4)),
     )
-    client = coder_agent.client(timeout=float(config.get("request_timeout_s", 300)))
+    # No cache: the key's spend must equal the costs of answers it was charged for.
+    client = coder_agent.client(cache=False, timeout=float(config.get("request_timeout_s", 300)))
     admin, key = coder_agent.admin, coder_agent.key
     price = coder_agent.entry.price
     priced = bool(price.input_per_token or price.output_per_token)

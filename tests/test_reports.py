@@ -1,0 +1,130 @@
+"""Reports of a gate run: JUnit (schema-valid, properties, ERROR as <error>), JSON, Markdown."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import xmlschema
+
+from fixtures.platform.reference_backends import ScriptedBackend, find_humaneval_problem
+from gates.reports import RunReport, errors_as_error_elements
+from tests.gate_runs import run_gates
+from tests.routed_backend import routed_backend
+
+JUNIT_XSD = xmlschema.XMLSchema(Path(__file__).parent / "data" / "junit.xsd")
+
+
+def cases(path: Path) -> dict[str, ET.Element]:
+    return {case.get("name"): case for case in ET.parse(path).getroot().iter("testcase")}
+
+
+def props(case: ET.Element) -> dict[str, str]:
+    return {p.get("name"): p.get("value") for p in case.iter("property")}
+
+
+def report_of(run) -> RunReport:
+    (path,) = (run.outputs / "build" / "runs").glob("*/report.json")
+    return RunReport.model_validate_json(path.read_text())  # the JSON report against its model
+
+
+def test_error_verdicts_become_error_elements_and_counts_follow(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    path.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" errors="0" '
+        'failures="2" skipped="0" tests="2"><testcase classname="c" name="broken">'
+        '<properties><property name="modelgate.humaneval.verdict" value="error"/></properties>'
+        '<failure message="GatePlatformError: no answer">tb</failure></testcase>'
+        '<testcase classname="c" name="wrong"><properties>'
+        '<property name="modelgate.humaneval.verdict" value="fail"/></properties>'
+        '<failure message="Failed: FAIL">tb</failure></testcase></testsuite></testsuites>'
+    )
+    assert errors_as_error_elements(path) == 1
+    JUNIT_XSD.validate(path)
+    found = cases(path)
+    assert found["broken"].find("error") is not None and found["broken"].find("failure") is None
+    assert found["wrong"].find("failure") is not None
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert (suite.get("failures"), suite.get("errors")) == ("1", "1")
+
+
+def test_a_passing_run_writes_valid_junit_json_and_markdown(tmp_path: Path) -> None:
+    step_summary = tmp_path / "step-summary.md"
+    step_summary.write_text("earlier step\n")
+    run = run_gates("-m", "coder-chat", "--control=known-good", f"--junitxml={tmp_path / 'junit.xml'}",
+                    f"--modelgate-markdown={tmp_path / 'summary.md'}", outputs=tmp_path,
+                    env={**os.environ, "GITHUB_STEP_SUMMARY": str(step_summary)})
+    assert run.returncode == 0, run.output[-3000:]
+    record = run.record("humaneval")
+    JUNIT_XSD.validate(tmp_path / "junit.xml")
+    case = cases(tmp_path / "junit.xml")["test_humaneval_pass_rate"]
+    assert props(case) == {
+        "modelgate.alias": "coder-chat",
+        "modelgate.humaneval.alias": "coder-chat",
+        "modelgate.humaneval.verdict": "pass",
+        "modelgate.humaneval.metric": "pass@1",
+        "modelgate.humaneval.value": "1",
+        "modelgate.humaneval.threshold": "0.7",
+        "modelgate.humaneval.counts": "passed=20 failed=0 errors=0 total=20",
+        "modelgate.humaneval.summary": "HumanEval 20/20 = 100% (≥70% gate)",
+        "modelgate.humaneval.reason": "",
+        "modelgate.humaneval.run_id": record.run_id,
+        "modelgate.humaneval.record_id": record.record_id,
+    }
+    report = report_of(run)
+    assert report.passed and report.exit_status == 0 and report.verdicts == {"pass": 1}
+    (gate,) = report.gates
+    assert gate.test == "gates/coder_chat/test_humaneval.py::test_humaneval_pass_rate"
+    assert gate.records[0].record_id == record.record_id and gate.verdict == "pass"
+    assert report.statuses["coder-chat"].startswith("HumanEval 20/20")
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| coder-chat | humaneval | **PASS** | HumanEval 20/20 = 100% (≥70% gate)" in summary
+    assert f"`{record.record_id}`" in summary and record.model_dump_json() in summary
+    assert step_summary.read_text() == "earlier step\n" + summary + "\n"  # appended, not replaced
+    assert "sk-" not in summary.replace("sk-...", "")
+
+
+def _answers_the_probe_only(request_json: dict) -> str:
+    if find_humaneval_problem(request_json) is None:
+        return "pong"  # the route check's one-token probe
+    raise RuntimeError("scripted: the backend breaks on real work")
+
+
+def test_fail_is_a_failure_and_error_is_an_error_element(tmp_path: Path) -> None:
+    bad = run_gates("-m", "coder-chat", "--control=known-bad", f"--junitxml={tmp_path / 'bad.xml'}",
+                    outputs=tmp_path / "bad")
+    assert bad.returncode == 1
+    JUNIT_XSD.validate(tmp_path / "bad.xml")
+    case = cases(tmp_path / "bad.xml")["test_humaneval_pass_rate"]
+    assert case.find("failure") is not None and case.find("error") is None
+    assert report_of(bad).gates[0].verdict == "fail"
+
+    with routed_backend("coder-chat", ScriptedBackend(_answers_the_probe_only),
+                        tmp_path / "platform") as routed:
+        broken = run_gates("-m", "coder-chat", *routed.gateway_args, "--humaneval-limit=1",
+                           f"--junitxml={tmp_path / 'error.xml'}", outputs=tmp_path / "error",
+                           env=routed.env())
+    assert broken.returncode == 1
+    assert broken.record("humaneval").verdict == "error"  # raised in the call phase
+    JUNIT_XSD.validate(tmp_path / "error.xml")
+    case = cases(tmp_path / "error.xml")["test_humaneval_pass_rate"]
+    assert case.find("error") is not None and case.find("failure") is None
+    assert "GatePlatformError" in case.find("error").get("message")
+    suite = ET.parse(tmp_path / "error.xml").getroot().find("testsuite")
+    assert (suite.get("failures"), suite.get("errors")) == ("0", "1")
+    report = report_of(broken)
+    assert report.gates[0].verdict == "error" and not report.passed
+    assert "**ERROR**" in (next((broken.outputs / "build" / "runs").glob("*/summary.md"))).read_text()
+
+
+def test_collect_only_lists_the_gates_and_marker_expressions_select(tmp_path: Path) -> None:
+    listed = run_gates("--collect-only", "-q", "-m", "coder-chat", outputs=tmp_path)
+    assert listed.returncode == 0, listed.output
+    assert "coder-chat: humaneval pass rate (coder-chat gate: HumanEval through the gateway" in listed.output
+    assert "gates/coder_chat/test_humaneval.py::test_humaneval_pass_rate" in listed.output
+    others = run_gates("--collect-only", "-q", "-m", "not coder-chat and not qwen-local", outputs=tmp_path)
+    assert others.returncode == 0, others.output
+    assert "coder_chat" not in others.output and "qwen_local" not in others.output
+    assert "gates/coder_fim/" in others.output
+    assert not (tmp_path / "build" / "runs").exists()  # listing gates writes no report
