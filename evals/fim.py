@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from evals.fim_cases import FimCase, humaneval_problems, load_fim_cases, problem_for
 from evals.fim_hygiene import mangled_reasons
-from evals.fim_prompts import build_fim_prompt, family, stop_tokens
+from evals.fim_prompts import build_fim_prompt, family, request_stop_tokens, stop_tokens
 from evals.fim_transport import (
     FimCallResult,
     FimRun,
@@ -28,7 +28,7 @@ from evals.model_calls import map_bounded
 __all__ = [
     "FimCase", "FimCallResult", "FimRun", "FimCaseScore", "FimScore", "FimVerdict",
     "TransportComparison", "build_fim_prompt", "compare_transports", "family", "judge_fim",
-    "load_fim_cases", "run_fim", "score_fim", "stop_tokens",
+    "load_fim_cases", "request_stop_tokens", "run_fim", "score_fim", "stop_tokens",
 ]
 
 MANGLED_HINT = "an instruct model or a chat template in the path"

@@ -1,14 +1,18 @@
 """FIM prompt formats per model family (CONTRACTS.md §3).
 
 The client formats the prompt itself and sends it to `/v1/completions` without `suffix`
-(vLLM rejects `suffix`); the family's stop strings end the middle.
+(vLLM rejects `suffix`); the family's stop strings end the middle. A request carries at most
+four of them (`request_stops`): vLLM, like the OpenAI API, refuses a longer `stop` list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+
+# vLLM's VLLM_MAX_STOP_STRINGS default and the OpenAI API's limit: more answers 400.
+MAX_STOP_STRINGS = 4
 
 
 class RepoFile(BaseModel):
@@ -33,6 +37,23 @@ class FimFamily(BaseModel):
     # Tokens that must never appear in a returned middle (stops plus the format's own tokens).
     control_tokens: tuple[str, ...]
     repo_level: bool = False
+    # The stops sent with a request when `stops` has more than MAX_STOP_STRINGS (a subset).
+    wire_stops: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _sendable_stops(self) -> FimFamily:
+        sent = self.request_stops
+        if len(sent) > MAX_STOP_STRINGS:
+            raise ValueError(f"FIM family {self.name}: a request may carry at most "
+                             f"{MAX_STOP_STRINGS} stop strings; set wire_stops")
+        if not set(sent) <= set(self.stops):
+            raise ValueError(f"FIM family {self.name}: wire_stops must be among its stops")
+        return self
+
+    @property
+    def request_stops(self) -> tuple[str, ...]:
+        """The `stop` list of a request; the other stops are control tokens the hygiene check flags."""
+        return self.wire_stops or self.stops
 
     def prompt(self, prefix: str, suffix: str) -> str:
         if self.name == "codellama":  # CodeLlama's format carries spaces around the prefix
@@ -47,6 +68,9 @@ _QWEN_STOPS = (
 QWEN = FimFamily(
     name="qwen2.5-coder", prefix_token="<|fim_prefix|>", suffix_token="<|fim_suffix|>",
     middle_token="<|fim_middle|>", stops=_QWEN_STOPS, control_tokens=_QWEN_STOPS, repo_level=True,
+    # End of text (also the engine's EOS), the next file of a repository, and a new FIM
+    # sequence starting: what a base model emits once the hole is filled.
+    wire_stops=("<|endoftext|>", "<|file_sep|>", "<|fim_prefix|>", "<|fim_middle|>"),
 )
 STARCODER = FimFamily(
     name="starcoder2", prefix_token="<fim_prefix>", suffix_token="<fim_suffix>",
@@ -91,7 +115,13 @@ def family(name: str) -> FimFamily:
 
 
 def stop_tokens(name: str) -> list[str]:
+    """The family's stop strings (CONTRACTS.md §3)."""
     return list(family(name).stops)
+
+
+def request_stop_tokens(name: str) -> list[str]:
+    """The `stop` list a request of this family carries (at most MAX_STOP_STRINGS)."""
+    return list(family(name).request_stops)
 
 
 def build_fim_prompt(

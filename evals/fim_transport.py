@@ -1,7 +1,7 @@
 """FIM over `/v1/completions`: one request per case, and the direct-versus-gateway comparison.
 
 The prompt is formatted here (CONTRACTS.md §3) and sent without `suffix`, with the family's
-stop strings, at temperature 0. The gate runs this twice, straight to the backend and through
+request stops (at most four), at temperature 0. The gate runs this twice, straight to the backend and through
 the gateway with a virtual key, then compares the two runs.
 """
 
@@ -63,7 +63,7 @@ def _one(client: openai.OpenAI, model: str, case: FimCase, fim_family: str, max_
          policy: RetryPolicy | None) -> FimCallResult:
     outcome = completion(
         client, model, case.prompt(fim_family), policy=policy,
-        max_tokens=max_tokens, temperature=0.0, stop=list(family(fim_family).stops),
+        max_tokens=max_tokens, temperature=0.0, stop=list(family(fim_family).request_stops),
     )
     if not outcome.ok:
         return FimCallResult(

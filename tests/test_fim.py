@@ -20,12 +20,13 @@ from evals.fim import (
     compare_transports,
     judge_fim,
     load_fim_cases,
+    request_stop_tokens,
     run_fim,
     score_fim,
     stop_tokens,
 )
 from evals.fim_hygiene import mangled_reasons, runs_past_suffix
-from evals.fim_prompts import RepoFile
+from evals.fim_prompts import FAMILIES, MAX_STOP_STRINGS, FimFamily, RepoFile
 from evals.model_calls import RetryPolicy
 from fixtures import make_fim_cases
 from fixtures.platform.gateway import GatewayDouble
@@ -87,6 +88,26 @@ def test_stop_tokens_are_the_contract_strings() -> None:
     assert stop_tokens("starcoder2") == ["<|endoftext|>", "<file_sep>"]
     assert stop_tokens("codellama") == ["<EOT>"]
     assert stop_tokens("deepseek-coder") == ["<｜end▁of▁sentence｜>"]
+
+
+def test_requests_carry_at_most_four_stops() -> None:
+    """vLLM (VLLM_MAX_STOP_STRINGS) and the OpenAI API refuse a `stop` list longer than four."""
+    for name, fam in FAMILIES.items():
+        sent = request_stop_tokens(name)
+        assert 1 <= len(sent) <= MAX_STOP_STRINGS and set(sent) <= set(fam.stops), name
+    assert request_stop_tokens(QWEN) == ["<|endoftext|>", "<|file_sep|>", "<|fim_prefix|>", "<|fim_middle|>"]
+    with pytest.raises(ValueError, match="at most 4 stop strings"):
+        FimFamily.model_validate({**FAMILIES[QWEN].model_dump(), "wire_stops": ()})
+
+
+def test_reference_backend_refuses_five_stops_as_vllm_does(qwen_cases) -> None:
+    _backend, server = _serve(qwen_cases[:1])
+    try:
+        reply = httpx.post(server.url + "/v1/completions", timeout=10, json={
+            "model": MODEL, "prompt": qwen_cases[0].prompt(QWEN), "stop": stop_tokens(QWEN)[:5]})
+    finally:
+        server.stop()
+    assert reply.status_code == 400 and "at most 4 items" in reply.json()["error"]["message"]
 
 
 def test_unknown_family_is_named() -> None:
@@ -166,7 +187,7 @@ def test_true_middles_pass_over_two_transports(qwen_cases) -> None:
     assert len(backend.requests) == 2 * len(qwen_cases)
     for body in backend.requests:  # the client formats the prompt itself and never sends suffix
         assert "suffix" not in body
-        assert body["stop"] == stop_tokens(QWEN) and body["temperature"] == 0
+        assert body["stop"] == request_stop_tokens(QWEN) and body["temperature"] == 0
     assert {b["max_tokens"] for b in backend.requests[: len(qwen_cases)]} == {64}
     assert {b["prompt"] for b in backend.requests} == {c.prompt(QWEN) for c in qwen_cases}
     assert any(b["prompt"].startswith("<|repo_name|>") for b in backend.requests)
@@ -225,7 +246,7 @@ def test_other_families_round_trip(fim_family: str) -> None:
     finally:
         server.stop()
     assert [r.middle for r in run.results] == [c.middle for c in cases]
-    assert all(b["stop"] == stop_tokens(fim_family) for b in backend.requests)
+    assert all(b["stop"] == request_stop_tokens(fim_family) for b in backend.requests)
     assert sorted(b["prompt"] for b in backend.requests) == sorted(
         build_fim_prompt(fim_family, c.prefix, c.suffix) for c in cases)
 

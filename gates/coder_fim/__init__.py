@@ -1,0 +1,1 @@
+"""coder-fim: FIM over /v1/completions, direct and through a virtual key, filled holes executed."""
