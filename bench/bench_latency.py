@@ -1,5 +1,6 @@
 """The latency harness's own overhead: measured TTFT minus configured TTFT, per request, against a
-zero-delay reference streaming backend on loopback (in this process, as the tests run it).
+zero-delay reference streaming backend on loopback, in its own process (as the accuracy test runs
+it).
 
 Whatever TTFT the harness reports above the truth is its overhead plus the loopback transport:
 that is the floor under every latency it measures. The machine's load average is reported too,
@@ -18,8 +19,7 @@ from importlib.resources import files
 from openai import OpenAI
 
 from evals.latency import load_prompt_set, percentiles, run_benchmark
-from fixtures.platform.loopback import ThreadedServer
-from fixtures.platform.reference_streaming import streaming_backend
+from fixtures.platform.reference_streaming import StreamingBackendProcess, StreamingSpec
 
 CONFIGURED_TTFT_MS = 0.0
 CONFIGURED_ITL_MS = 0.0
@@ -27,9 +27,9 @@ CONFIGURED_ITL_MS = 0.0
 
 def bench(n: int = 50, warmup: int = 5) -> dict:
     prompts = load_prompt_set(files("fixtures") / "latency_prompts.json")
-    app = streaming_backend(ttft_ms=CONFIGURED_TTFT_MS, itl_ms=CONFIGURED_ITL_MS, tokens=4)
-    with ThreadedServer(app) as server:
-        client = OpenAI(base_url=f"{server.url}/v1", api_key="sk-bench-unused", max_retries=0)
+    spec = StreamingSpec(ttft_ms=CONFIGURED_TTFT_MS, itl_ms=CONFIGURED_ITL_MS, tokens=4)
+    with StreamingBackendProcess(spec) as server:
+        client = OpenAI(base_url=server.base_url, api_key="sk-bench-unused", max_retries=0)
         result = run_benchmark(client, "reference", prompts, max_tokens=4, requests=n,
                                warmup=warmup, progress=False)
     ok = [row for row in result.rows if row.ok]
