@@ -147,11 +147,18 @@ class CatalogError(ValueError):
     """A catalog that cannot be used; the message names file, line and field."""
 
 
-def _yaml() -> YAML:
+def round_trip_yaml() -> YAML:
+    """A YAML that rewrites the catalog in its own style: comments, order, indentation, nulls."""
     yaml = YAML()  # round-trip mode keeps comments and order for writeback
     yaml.preserve_quotes = True
     yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)  # "  - alias: ...", as the file is written
+    yaml.representer.add_representer(type(None), _represent_null)  # "gpu: null", not "gpu:"
     return yaml
+
+
+def _represent_null(representer, _data: None):
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
 
 
 def _line_of(doc: Any, loc: tuple[Any, ...]) -> int | None:
@@ -193,7 +200,7 @@ def load_catalog(path: str | os.PathLike[str] = DEFAULT_CATALOG) -> Catalog:
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read catalog: {exc.strerror}") from exc
     try:
-        doc = _yaml().load(text)
+        doc = round_trip_yaml().load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -232,7 +239,7 @@ def write_statuses(source: Path, statuses: dict[str, str], target: Path | None =
 
     Writes to `target` (default: `source` itself). Returns whether anything changed.
     """
-    yaml = _yaml()
+    yaml = round_trip_yaml()
     doc = yaml.load(source.read_text(encoding="utf-8"))
     changed = False
     for item in doc["aliases"]:
