@@ -2,15 +2,30 @@
 modelcar), interleaved A, B, A, B in one run so that drift of the machine hits both alike.
 
 Ratios are B over A: above 1 means B is slower.
+
+    python -m evals.latency_compare --a raw=http://qwen-raw/v1 --b kserve=http://qwen-oci/v1 \
+        --model qwen2.5-0.5b-instruct --requests 40
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
+from openai import OpenAI
+from rich.console import Console
 from rich.table import Table
 
-from evals.latency_models import ComparisonRow, LatencyComparison, PromptSet
+from evals.latency_models import (
+    ComparisonRow,
+    LatencyComparison,
+    PromptSet,
+    PromptSetError,
+    load_prompt_set,
+)
 from evals.latency_run import Endpoint, Job, StreamSettings, new_run_id, run_jobs, utc_now, warm_up
 from evals.latency_stats import summarize
 
@@ -106,3 +121,56 @@ def comparison_table(comparison: LatencyComparison) -> Table:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
+
+
+# --- command line ------------------------------------------------------------------------------
+
+def _endpoint_arg(text: str) -> tuple[str, str]:
+    label, sep, url = text.partition("=")
+    if not sep or not label or not url.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected LABEL=URL (an OpenAI base URL), got {text!r}")
+    return label, url
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m evals.latency_compare --a raw=URL --b kserve=URL --model NAME`: the comparison
+    table on stdout. The API key comes from env OPENAI_API_KEY (default: none needed)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m evals.latency_compare",
+        description="The same streamed benchmark against two endpoints serving the same model, "
+        "requests alternating A, B; each percentile side by side with the ratio B/A.",
+    )
+    parser.add_argument("--a", type=_endpoint_arg, required=True, metavar="LABEL=URL")
+    parser.add_argument("--b", type=_endpoint_arg, required=True, metavar="LABEL=URL")
+    parser.add_argument("--model", required=True, help="the served model name at A (and at B)")
+    parser.add_argument("--model-b", default=None, help="B's served name, when it differs")
+    parser.add_argument("--prompts", type=Path, default=None, help="prompt set JSON (default: the shipped set)")
+    parser.add_argument("--requests", type=int, default=None, help="per endpoint (default: the prompt count)")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None, help="also save the comparison as JSON")
+    args = parser.parse_args(argv)
+    prompts_path = args.prompts or Path(__file__).resolve().parent.parent / "fixtures" / "latency_prompts.json"
+    try:
+        prompts = load_prompt_set(prompts_path)
+    except PromptSetError as exc:
+        parser.error(str(exc))
+    key = os.environ.get("OPENAI_API_KEY") or "not-needed"
+    (label_a, url_a), (label_b, url_b) = args.a, args.b
+    comparison = compare_endpoints(
+        Endpoint(label=label_a, client=OpenAI(base_url=url_a, api_key=key, max_retries=0), model=args.model),
+        Endpoint(label=label_b, client=OpenAI(base_url=url_b, api_key=key, max_retries=0),
+                 model=args.model_b or args.model),
+        prompts, max_tokens=args.max_tokens, requests=args.requests, concurrency=args.concurrency,
+        warmup=args.warmup,
+    )
+    Console(width=max(120, Console().width)).print(comparison_table(comparison))
+    if args.json:
+        args.json.write_text(comparison.model_dump_json(indent=2), encoding="utf-8")
+    failed = comparison.a.summary.errors + comparison.b.summary.errors
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

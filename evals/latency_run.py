@@ -4,9 +4,20 @@ runner over a fixed dispatch order with a rich progress bar.
 Retries are off on purpose: a retried request would hide the error from the error rate and add its
 back-off to the latency. Errors are platform errors (no answer, a 4xx/5xx, a broken stream).
 
-The clock of a request starts when the HTTP client hands it to the transport (an httpx "request"
-event hook), not when `create()` is called: the openai client spends about a millisecond building
-the request, which is the harness's cost, not the platform's.
+Three details keep the harness out of what it measures:
+- The clock of a request starts when its headers start going onto an open connection (the HTTP
+  core's `send_request_headers.started` trace event), not when `create()` is called: the openai
+  client spends about a millisecond building the request and the pool may wait for a connection,
+  which is the harness's time, not the platform's.
+- A chunk's time is when the transport read the bytes that completed it, not when the openai
+  client hands it over parsed (about 0.5 ms later, more on a busy machine).
+  Both ends err only one way: the start is before the platform can have the request and each
+  read is after the platform sent, so a measured latency is never below the platform's own.
+- Connections are kept alive across requests. The openai client closes a stream at `data: [DONE]`,
+  before the HTTP body's last chunk has been read, and an HTTP client drops a connection whose
+  body was not read to its end: every request would open a new TCP connection. The measuring
+  transport reads the rest of the body (bounded) when a stream is closed, so the connection goes
+  back to the pool.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,13 +41,61 @@ from evals.model_calls import map_bounded, redact
 # the request). Recent openai releases build on httpx2 rather than httpx: catch whichever it uses.
 _HTTP_LIB = sys.modules[openai.DefaultHttpxClient.__mro__[1].__module__.partition(".")[0]]
 _HTTP_ERRORS = tuple({httpx.HTTPError, _HTTP_LIB.HTTPError})
-_sent = threading.local()  # per worker thread: when its current request went out
+# Per worker thread: when its current request was sent and when its latest bytes were read.
+_clock = threading.local()
+_SENT_EVENTS = ("http11.send_request_headers.started", "http2.send_request_headers.started")
+_DRAIN_LIMIT_BYTES = 64 * 1024  # after [DONE] only the chunked-body terminator is left
 
 
-def _mark_sent(_request: object) -> None:
-    _sent.at = time.perf_counter()
+def _trace(event: str, _info: dict) -> None:
+    if event in _SENT_EVENTS:
+        _clock.sent_at = time.perf_counter()
 
 
+class _DrainOnClose(_HTTP_LIB.SyncByteStream):
+    """A response body that stamps each read and, when closed early, first reads what is left
+    (up to a bound), so the connection is complete and goes back to the pool. A longer rest is
+    dropped with its connection."""
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+        self._read_to_end = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            _clock.read_at = time.perf_counter()
+            yield chunk
+        self._read_to_end = True
+
+    def close(self) -> None:
+        left = _DRAIN_LIMIT_BYTES
+        try:
+            # A body read to its end must not be read again: that would wait for the next reply.
+            if not self._read_to_end:
+                for chunk in self._inner:
+                    left -= len(chunk)
+                    if left < 0:
+                        break
+        except _HTTP_ERRORS:
+            pass  # the stream already ended for the caller; a broken tail changes nothing
+        finally:
+            self._inner.close()
+
+
+class _MeasuringTransport(_HTTP_LIB.BaseTransport):
+    """The default HTTP transport plus the send-time trace and drain-on-close."""
+
+    def __init__(self, **options: Any):
+        self._inner = _HTTP_LIB.HTTPTransport(**options)
+
+    def handle_request(self, request: Any) -> Any:
+        request.extensions = {**request.extensions, "trace": _trace}
+        response = self._inner.handle_request(request)
+        response.stream = _DrainOnClose(response.stream)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def new_run_id() -> str:
@@ -55,11 +115,13 @@ class Endpoint(BaseModel):
     client: Any = Field(repr=False, exclude=True)  # an openai.OpenAI
     model: str = Field(min_length=1)
 
-    def measuring_client(self, timeout_s: float) -> openai.OpenAI:
+    def measuring_client(self, timeout_s: float, connections: int = 1) -> openai.OpenAI:
         """A copy of the client (same base URL, key, headers) with its own HTTP client that marks
-        when each request goes out. Close it with `.close()`. Transport settings of the caller's
-        own HTTP client (proxy, TLS) are not carried over."""
-        http = openai.DefaultHttpxClient(event_hooks={"request": [_mark_sent]}, timeout=timeout_s)
+        when each request goes out and keeps up to `connections` connections alive. Close it with
+        `.close()`. Transport settings of the caller's own HTTP client (proxy, TLS) are not
+        carried over."""
+        limits = _HTTP_LIB.Limits(max_connections=None, max_keepalive_connections=max(1, connections))
+        http = openai.DefaultHttpxClient(transport=_MeasuringTransport(limits=limits), timeout=timeout_s)
         return self.client.with_options(max_retries=0, timeout=timeout_s, http_client=http)
 
 
@@ -91,12 +153,12 @@ def describe_error(exc: BaseException) -> str:
 
 def measure(client: openai.OpenAI, model: str, prompt: LatencyPrompt, settings: StreamSettings) -> dict:
     """Time one streamed request; returns the measured fields of a RequestRow."""
-    first = last = None
+    first = last = end = None
     gaps: list[float] = []
     chunks = 0
     usage = None
     finish = None
-    _sent.at = None
+    _clock.sent_at = _clock.read_at = None
     start = time.perf_counter()
     try:
         stream = client.chat.completions.create(
@@ -110,7 +172,8 @@ def measure(client: openai.OpenAI, model: str, prompt: LatencyPrompt, settings: 
         )
         with stream:
             for chunk in stream:
-                now = time.perf_counter()
+                # The transport's read time; the clock itself under a stand-in transport.
+                now = end = _clock.read_at or time.perf_counter()
                 if chunk.usage is not None:
                     usage = chunk.usage
                 has_content = False
@@ -126,10 +189,13 @@ def measure(client: openai.OpenAI, model: str, prompt: LatencyPrompt, settings: 
                         gaps.append((now - last) * 1000)
                     last = now
                     chunks += 1
-        end = time.perf_counter()
+        # E2E ends at the last chunk (the usage chunk when asked for), as vLLM's own benchmark
+        # counts it; draining the connection for reuse after [DONE] is not the platform's time.
+        if end is None:
+            raise ValueError("the stream ended without a single chunk")
     except (openai.OpenAIError, *_HTTP_ERRORS, OSError, ValueError) as exc:
         return {"e2e_ms": None, "error": describe_error(exc)}
-    start = _sent.at or start  # the hook may not run under a stand-in transport
+    start = _clock.sent_at or start  # the trace does not run under a stand-in transport
     fields = {
         "e2e_ms": round((end - start) * 1000, 3),
         "itl_ms": [round(g, 3) for g in gaps],
@@ -172,7 +238,7 @@ def run_jobs(
     clients = {}
     for job in jobs:
         if job.endpoint.label not in clients:
-            clients[job.endpoint.label] = job.endpoint.measuring_client(settings.timeout_s)
+            clients[job.endpoint.label] = job.endpoint.measuring_client(settings.timeout_s, concurrency)
     run_start = time.perf_counter()
 
     def one(job: Job) -> RequestRow:

@@ -30,7 +30,12 @@ from evals.latency import (
 from evals.latency_compare import compare_endpoints, comparison_table
 from evals.latency_stats import percentiles
 from fixtures.platform.loopback import ThreadedServer
-from fixtures.platform.reference_streaming import ArrivalLog, streaming_backend
+from fixtures.platform.reference_streaming import (
+    StreamingBackendProcess,
+    StreamingSpec,
+    merged_order,
+    streaming_backend,
+)
 
 PROMPTS_FILE = files("fixtures") / "latency_prompts.json"
 
@@ -40,14 +45,15 @@ def prompts() -> PromptSet:
     return load_prompt_set(PROMPTS_FILE)
 
 
-def _client(server: ThreadedServer) -> OpenAI:
+def _client(server: ThreadedServer | StreamingBackendProcess) -> OpenAI:
     return OpenAI(base_url=f"{server.url}/v1", api_key="sk-test-not-a-secret", max_retries=0)
 
 
 @pytest.fixture(scope="module")
 def reference():
-    """The accuracy backend: TTFT 40 ms, then one token every 8 ms."""
-    with ThreadedServer(streaming_backend(ttft_ms=40, itl_ms=8, tokens=8)) as server:
+    """The accuracy backend: TTFT 40 ms, then one token every 8 ms, in its own process (in this
+    one it would share the measuring client's GIL)."""
+    with StreamingBackendProcess(StreamingSpec(ttft_ms=40, itl_ms=8, tokens=8)) as server:
         yield server
 
 
@@ -180,20 +186,20 @@ def test_derive_slo_applies_headroom_and_rounds_up():
 # --- comparison -------------------------------------------------------------------------------
 
 def test_comparison_alternates_and_reports_ratios(prompts):
-    log = ArrivalLog()
-    raw = ThreadedServer(streaming_backend(ttft_ms=10, itl_ms=2, tokens=4, name="raw", log=log)).start()
-    kserve = ThreadedServer(streaming_backend(ttft_ms=30, itl_ms=2, tokens=4, name="kserve", log=log)).start()
+    raw = StreamingBackendProcess(ttft_ms=10, itl_ms=2, tokens=4, name="raw").start()
+    kserve = StreamingBackendProcess(ttft_ms=30, itl_ms=2, tokens=4, name="kserve").start()
     try:
         comparison = compare_endpoints(
             Endpoint(label="raw", client=_client(raw), model="qwen"),
             Endpoint(label="kserve", client=_client(kserve), model="qwen"),
             prompts, max_tokens=16, requests=5, warmup=1, progress=False,
         )
+        order = merged_order(raw, kserve)
     finally:
         raw.stop()
         kserve.stop()
     # Warm-up (one each) and the 5 measured pairs arrive strictly A, B, A, B.
-    assert log.order() == ["raw", "kserve"] * 6
+    assert order == ["raw", "kserve"] * 6
     assert comparison.order == ["raw", "kserve"] * 5
     assert comparison.a.summary.ok == 5 and comparison.b.summary.ok == 5
     assert len(comparison.rows) == 12  # 3 metrics x 4 percentiles
@@ -264,3 +270,37 @@ def test_prompt_file_errors_name_the_file_and_field(tmp_path):
 
 def test_shipped_prompt_set_is_valid(prompts):
     assert prompts.name == "latency-v1" and len(prompts.prompts) >= 12
+
+
+def test_comparison_command_prints_the_table_for_two_endpoints(tmp_path):
+    """`python -m evals.latency_compare` against two reference backends of different speeds (the
+    raw-versus-KServe comparison; two vLLM engines are too costly here)."""
+    import subprocess
+    import sys
+
+    raw = StreamingBackendProcess(ttft_ms=10, itl_ms=3, tokens=6, name="raw").start()
+    kserve = StreamingBackendProcess(ttft_ms=40, itl_ms=3, tokens=6, name="kserve").start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "evals.latency_compare", "--a", f"raw={raw.base_url}",
+             "--b", f"kserve={kserve.base_url}", "--model", "qwen2.5-0.5b-instruct", "--requests", "6",
+             "--warmup", "1", "--json", str(tmp_path / "ab.json")],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "140"},
+        )
+        order = merged_order(raw, kserve)
+    finally:
+        raw.stop()
+        kserve.stop()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert order == ["raw", "kserve"] * 7
+    table = proc.stdout
+    assert "Latency raw vs kserve" in table and "kserve/raw" in table
+    assert all(name in table for name in ("TTFT", "ITL", "E2E", "p50", "p90", "p95", "p99"))
+    from evals.latency_models import LatencyComparison
+
+    saved = LatencyComparison.model_validate_json((tmp_path / "ab.json").read_text())
+    ttft_p50 = next(r for r in saved.rows if r.metric == "ttft" and r.percentile == "p50")
+    assert ttft_p50.ratio_b_over_a > 1.5 and f"{ttft_p50.ratio_b_over_a:.2f}x" in table
+    bad = subprocess.run([sys.executable, "-m", "evals.latency_compare", "--a", "raw", "--b", "x=http://h/v1",
+                          "--model", "m"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "expected LABEL=URL" in bad.stderr
