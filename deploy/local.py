@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from deploy.catalog import AliasEntry, Catalog
 from deploy.deployer import STAND_IN_INFO, Deployment
 from deploy.litellm_admin import LiteLLMAdmin
@@ -138,3 +140,18 @@ class ControlDeployer:
             except Exception:
                 pass
         self.platform.close()
+
+
+def open_embedded(
+    run_dir: Path, catalog: Catalog, *, budget_status: int = 429, control: str | None = None
+) -> tuple[LiteLLMAdmin, LocalDeployer | ControlDeployer, str]:
+    """Start the embedded platform; returns its admin client, a deployer onto it, its gateway URL.
+
+    With `control`, aliases are served by their reference backends instead of stand-in models.
+    """
+    platform = EmbeddedPlatform(run_dir, budget_status=budget_status).start()
+    admin = LiteLLMAdmin(platform.gateway_url, platform.master_key)
+    deployer = (
+        ControlDeployer(platform, admin, control) if control else LocalDeployer(platform, admin, catalog)
+    )
+    return admin, deployer, platform.gateway_url

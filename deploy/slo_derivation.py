@@ -136,15 +136,12 @@ def _gateway_client(url: str, alias: str, run: str) -> Iterator[openai.OpenAI]:
 @contextlib.contextmanager
 def _embedded_client(entry: AliasEntry, catalog_path: Path, build_dir: Path, run: str) -> Iterator[openai.OpenAI]:
     # The embedded platform is the local deployer's business; imported only on this path.
-    from deploy.local import LocalDeployer
-    from fixtures.platform.embedded import EmbeddedPlatform
+    from deploy.local import open_embedded
 
-    platform = EmbeddedPlatform(build_dir / "embedded" / "platform").start()
-    admin = LiteLLMAdmin(platform.gateway_url, platform.master_key)
-    deployer = LocalDeployer(platform, admin, load_catalog(catalog_path))
+    admin, deployer, gateway_url = open_embedded(build_dir / "embedded" / "platform", load_catalog(catalog_path))
     try:
         deployer.deploy(entry)
-        with _keyed_client(admin, platform.gateway_url, entry.alias, run) as client:
+        with _keyed_client(admin, gateway_url, entry.alias, run) as client:
             yield client
     finally:
         deployer.close()

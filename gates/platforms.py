@@ -49,8 +49,7 @@ def open_session(config: pytest.Config, catalog: Catalog) -> GateSession:
             deployer = _kubernetes_deployer(config, catalog)
         kind = "remote"
     else:
-        from deploy.local import ControlDeployer, LocalDeployer
-        from fixtures.platform.embedded import EmbeddedPlatform
+        from deploy.local import open_embedded
 
         control = config.getoption("--control")
         if control:
@@ -58,12 +57,10 @@ def open_session(config: pytest.Config, catalog: Catalog) -> GateSession:
             build_dir = build_dir / "controls" / control
         # Each xdist worker runs its own embedded platform, in its own folder.
         folder = "platform" + (f"-{worker_id(config)}" if worker_id(config) else "")
-        platform = EmbeddedPlatform(
-            build_dir / "embedded" / folder, budget_status=config.getoption("--budget-status")
-        ).start()
-        admin = LiteLLMAdmin(platform.gateway_url, platform.master_key)
-        deployer = ControlDeployer(platform, admin, control) if control else LocalDeployer(platform, admin, catalog)
-        url = platform.gateway_url
+        admin, deployer, url = open_embedded(
+            build_dir / "embedded" / folder, catalog,
+            budget_status=config.getoption("--budget-status"), control=control,
+        )
         kind = "embedded"
     return GateSession(
         catalog=catalog, catalog_path=catalog_path, outputs=run_outputs(config), platform_kind=kind,
