@@ -26,7 +26,7 @@ catalog-check: setup
 	$(PY) -m deploy.catalog_cli render --check
 
 test: lint catalog-check
-	$(VENV)/bin/pytest tests $(TEST_ARGS)
+	$(VENV)/bin/pytest tests --durations=15 $(TEST_ARGS)
 
 bench: setup
 	$(PY) -m bench
