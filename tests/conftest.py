@@ -58,3 +58,9 @@ def shared_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared
     finally:
         shared.deployer.close()
         admin.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Real-engine tests last: the shared engines stay up until the session ends, and timing
+    # tests (the latency harness's 2 ms accuracy) must not share two cores with them.
+    items.sort(key=lambda item: item.get_closest_marker("engine") is not None)
