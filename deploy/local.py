@@ -14,10 +14,10 @@ from fixtures.platform.standin_models import StandIn
 _PROVIDER = {"chat": "hosted_vllm", "completion": "hosted_vllm", "embedding": "hosted_vllm"}
 
 
-def litellm_params(entry: AliasEntry, api_base: str) -> dict:
+def litellm_params(entry: AliasEntry, api_base: str, served_model_name: str | None = None) -> dict:
     # An external alias reaches its egress (agentgateway) as an ordinary OpenAI backend.
     provider = "openai" if entry.backend == "external" else _PROVIDER[entry.mode]
-    return {"model": f"{provider}/{entry.served_model_name}", "api_base": api_base}
+    return {"model": f"{provider}/{served_model_name or entry.served_model_name}", "api_base": api_base}
 
 
 def model_info(entry: AliasEntry, standin: StandIn | None = None) -> dict:
@@ -49,13 +49,14 @@ class LocalDeployer:
         engine = self.platform.serve(entry, self.catalog)
         if entry.alias not in self._routes:
             self._routes[entry.alias] = self.admin.register_model(
-                entry.alias, litellm_params(entry, engine.url), model_info(entry, standin)
+                entry.alias, litellm_params(entry, engine.url, engine.served_model_name),
+                model_info(entry, standin),
             )
         return Deployment(
             alias=entry.alias,
             kind="local",
             backend_url=engine.url,
-            served_model_name=entry.served_model_name,
+            served_model_name=engine.served_model_name,
             model=standin.name,
             target=f"local vLLM (CPU) pid {engine.pid} at {engine.base_url}",
             revision=standin.revision,
