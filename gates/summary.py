@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deploy.ledger import GateRecord
@@ -18,13 +19,14 @@ def verdict_table(records: list[GateRecord], statuses: dict[str, str], *, title:
         table.add_column(column, overflow="fold")
     for record in records:
         served = record.target.model + (" (stand-in)" if record.target.stand_in else "")
+        # Statuses and reasons hold brackets ("[embedded stand-in: ...]"): text, not markup.
         table.add_row(
             record.alias,
             record.gate,
             f"[{_STYLE[record.verdict]}]{record.verdict.upper()}[/]",
-            record.summary + (f"\n{record.reason}" if record.reason else ""),
-            served,
-            statuses.get(record.alias, ""),
+            escape(record.summary + (f"\n{record.reason}" if record.reason else "")),
+            escape(served),
+            escape(statuses.get(record.alias, "")),
         )
     return table
 
