@@ -20,9 +20,9 @@ import openai
 from pydantic import BaseModel, Field
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from evals.checks import Outcome  # noqa: E402
 from evals.model_calls import CallOutcome, RetryPolicy, embeddings, redact
 
-Outcome = Literal["pass", "fail", "error"]
 BUDGET_TYPE = "budget_exceeded"
 BUDGET_STATUSES = (400, 429)
 # About 40 tokens for BERT-style tokenizers: a tiny budget binds within a handful of requests.

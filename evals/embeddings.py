@@ -18,6 +18,7 @@ from typing import Any, Literal
 import openai
 from pydantic import BaseModel, Field, ValidationError
 
+from evals.checks import CheckResult, Outcome
 from evals.model_calls import (
     CallOutcome,
     RetryPolicy,
@@ -26,8 +27,6 @@ from evals.model_calls import (
     no_retry,
     redact,
 )
-
-Outcome = Literal["pass", "fail", "error"]
 
 _PROBE = "def binary_search(items, target): return the index of target in sorted items"
 _TEXTS = (
@@ -44,15 +43,8 @@ _BATCH_FILLERS = (
 _OVERLENGTH_WORDS = "the quick brown fox jumps over the lazy dog while seven wizards quietly hex".split()
 
 
-class EmbeddingCheck(BaseModel):
-    name: str
-    outcome: Outcome
-    reason: str
-    details: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return self.outcome == "pass"
+class EmbeddingCheck(CheckResult):
+    pass
 
 
 class Triplet(BaseModel):

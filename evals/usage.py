@@ -27,10 +27,10 @@ from typing import Any, Literal
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from evals.checks import CheckResult
 from evals.model_calls import RetryPolicy, WithHeaders, call_with_retries, no_retry, redact
 
 Convention = Literal["agentgateway", "litellm"]
-Outcome = Literal["pass", "fail", "error"]
 OPENAI_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 # Provider keys look like this (Anthropic); header names like these carry credentials.
 _PROVIDER_KEY = re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}")
@@ -49,15 +49,8 @@ LONG_QUESTION = "Count from one to fifty in words, separated by spaces."
 TOOL_QUESTION = "What is the weather in Paris right now? Use the get_weather tool."
 
 
-class UsageCheck(BaseModel):
-    name: str
-    outcome: Outcome
-    reason: str
-    details: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return self.outcome == "pass"
+class UsageCheck(CheckResult):
+    pass
 
 
 class Prices(BaseModel):
