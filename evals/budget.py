@@ -20,7 +20,7 @@ import openai
 from pydantic import BaseModel, Field
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from evals.checks import Outcome  # noqa: E402
+from evals.checks import Outcome
 from evals.model_calls import CallOutcome, RetryPolicy, embeddings, redact
 
 BUDGET_TYPE = "budget_exceeded"
