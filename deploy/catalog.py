@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -12,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
+
+from deploy.gate_configs import GateConfig, Gates, validate_gate
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 
@@ -101,7 +104,7 @@ class AliasEntry(_Strict):
     fim_family: str | None = None
     usage_convention: Literal["agentgateway", "litellm"] | None = None
     ready_timeout_s: int = Field(default=900, gt=0)
-    gates: dict[str, dict[str, Any]]
+    gates: Gates
     eval_status: str
 
     @model_validator(mode="after")
@@ -112,11 +115,14 @@ class AliasEntry(_Strict):
             raise ValueError(f"backend {self.backend!r} needs an 'image'")
         return self
 
-    def gate(self, name: str) -> dict[str, Any]:
-        try:
-            return self.gates[name]
-        except KeyError:
-            raise KeyError(f"alias {self.alias!r} has no gate {name!r} in the catalog") from None
+    def gate(self, name: str) -> GateConfig:
+        """The typed settings of gate kind `name` (see deploy.gate_configs)."""
+        gates = self.gates
+        # A copy made in code (`model_copy(update={"gates": {...}})`) skips validation: do it here.
+        raw = gates.get(name) if isinstance(gates, dict) else getattr(gates, name, None)
+        if raw is None:
+            raise KeyError(f"alias {self.alias!r} has no gate {name!r} in the catalog")
+        return validate_gate(self.alias, name, raw)
 
 
 class Catalog(_Strict):
@@ -219,12 +225,45 @@ def load_catalog(path: str | os.PathLike[str] = DEFAULT_CATALOG) -> Catalog:
         raise CatalogError("\n".join(lines)) from exc
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS says it (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _keep_mode_and_owner(tmp: str, path: Path) -> None:
+    """Give the temporary file the mode and owner of the file it replaces (mkstemp makes 0600);
+    a new file gets what a plain open would give (0666 less the umask)."""
+    try:
+        held = path.stat()
+    except FileNotFoundError:
+        os.chmod(tmp, 0o666 & ~_umask())
+        return
+    os.chmod(tmp, held.st_mode & 0o7777)
+    mine = os.stat(tmp)
+    if (mine.st_uid, mine.st_gid) != (held.st_uid, held.st_gid):
+        try:
+            os.chown(tmp, held.st_uid, held.st_gid)
+        except PermissionError:  # only root may give a file away; the group may still be kept
+            with contextlib.suppress(PermissionError):
+                os.chown(tmp, -1, held.st_gid)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    """Write via a temporary file in the same folder and rename: readers never see half a file,
+    a write killed midway leaves the old file whole, and the file keeps its mode and owner."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            _keep_mode_and_owner(tmp, path)
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -12,6 +12,7 @@ from deploy.catalog import DEFAULT_CATALOG, Catalog, CatalogError, load_catalog
 from deploy.ledger import GateRecord
 from evals.response_cache import ResponseCache
 from gates import parallel, reports, resume
+from gates.run_kind import run_kind
 from gates.session import REPO_ROOT, GateSession, Outputs, default_outputs, new_run_id, write_status
 from gates.summary import print_summary
 
@@ -32,6 +33,8 @@ class RunState:
     current: pytest.Item | None = None  # the test running in this process
     records: list[GateRecord] | None = None
     statuses: dict[str, str] | None = None
+    interrupted_at: pytest.Item | None = None  # the gate test a Ctrl-C cut short
+    notes: list[str] | None = None  # said under the verdict table: interrupted, no status...
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -210,6 +213,8 @@ def gate_session(request: pytest.FixtureRequest):
     session = open_session(config, config.stash[CATALOG_KEY])
     state = config.stash[RUN_KEY]
     session.run_id = state.run_id
+    session.kind = run_kind(config, config.stash[CATALOG_KEY])[0]
+    session.scope = gate_scope(config)  # type: ignore[assignment]
     if not config.getoption("--no-cache"):
         session.cache = ResponseCache(state.run_folder / "cache")
     session.gpu_turn = parallel.GpuTurn(config.getoption("--build-dir") / parallel.GPU_LOCK_NAME)
@@ -236,6 +241,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     state.current = item
     try:
         return (yield)
+    except KeyboardInterrupt:
+        state.interrupted_at = item  # pytest reports nothing for it: sessionfinish says so
+        raise
     finally:
         state.current = None
         gate = item.config.stash.get(SESSION_KEY, None)
@@ -253,12 +261,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash.get(RUN_KEY, None)
     if state is None or parallel.is_worker(config) or config.getoption("collectonly"):
         return  # statuses and reports are the controller's, written once
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or state.interrupted_at is not None
+    kind, why = run_kind(config, config.stash[CATALOG_KEY])
     state.records = reports.run_records(state.outputs.ledger, state.run_id)
-    if state.records:
+    # Only complete gates at catalog scope make a status (a gate cut short wrote no record).
+    proven = [r for r in state.records if r.kind == "gate"]
+    state.notes = reports.run_notes(kind=kind, why=why, interrupted=interrupted,
+                                    unfinished=_unfinished(config, state))
+    if proven:
         state.statuses = write_status(
-            config.getoption("--catalog"), state.outputs, {r.alias for r in state.records}
+            config.getoption("--catalog"), state.outputs, {r.alias for r in proven}
         )
     gates = state.outcomes.gates(state.records) if state.outcomes else []
+    gates = reports.mark_interrupted(gates, _unfinished(config, state))
     if not gates:
         return
     if session.exitstatus == pytest.ExitCode.OK and any(g.outcome != "passed" for g in gates):
@@ -266,17 +281,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     xml_path = getattr(config.option, "xmlpath", None)
     if xml_path and Path(xml_path).exists():
         reports.errors_as_error_elements(Path(xml_path))
+        reports.interrupted_as_error_elements(Path(xml_path), gates)
     report = reports.build_report(
         run_id=state.run_id, platform="remote" if config.getoption("--gateway-url") else "embedded",
         control=config.getoption("--control"), started_at=state.outcomes.started_at,
         exit_status=int(session.exitstatus), gates=gates, statuses=state.statuses or {},
         ledger=state.outputs.ledger, catalog=state.outputs.catalog, table=state.outputs.doc,
+        kind=kind, interrupted=interrupted, notes=state.notes,
     )
     reports.write_json(report, config.getoption("--modelgate-json") or state.run_folder / "report.json")
     reports.write_markdown(
         reports.render_markdown(report),
         config.getoption("--modelgate-markdown") or state.run_folder / "summary.md",
     )
+
+
+def _unfinished(config: pytest.Config, state: RunState) -> list[tuple[str, str | None]]:
+    """(test id, alias) of the gate test a Ctrl-C cut short, if any."""
+    item = state.interrupted_at
+    if item is None:
+        return []
+    return [(item.nodeid, item_alias(config, item))]
 
 
 @dataclass
@@ -292,14 +317,15 @@ class _RunView:
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(RUN_KEY, None)
-    if state is None or not state.records:
+    if state is None or not (state.records or state.notes):
         return
     from deploy.litellm_admin import redact_url
 
     url = config.getoption("--gateway-url")
     view = _RunView(state.run_id, "remote" if url else "embedded", redact_url(url or ""),
                     state.records, state.outputs)
-    print_summary(view, state.statuses or {}, terminalreporter=terminalreporter)
+    print_summary(view, state.statuses or {}, terminalreporter=terminalreporter,
+                  notes=state.notes or [])
     terminalreporter.write_line(f"run id {state.run_id} (an interrupted run continues with "
                                 f"--resume {state.run_id})")
 

@@ -20,12 +20,14 @@ import pytest
 from pydantic import BaseModel
 
 from deploy.catalog import atomic_write_text
-from deploy.ledger import GateRecord, Ledger, Verdict, now
+from deploy.ledger import GateRecord, Ledger, RecordKind, Verdict, now
 from deploy.litellm_admin import redact_text
 
 PROPERTY_PREFIX = "modelgate"
 ALIAS_PROPERTY = f"{PROPERTY_PREFIX}.alias"  # on every gate test, set at collection
-Outcome = Literal["passed", "failed", "error", "skipped"]
+Outcome = Literal["passed", "failed", "error", "skipped", "interrupted"]
+RunOutcome = Literal["passed", "failed", "interrupted"]
+INTERRUPTED_MESSAGE = "interrupted (Ctrl-C) before the gate's verdict: nothing proven, no status written"
 _VERDICT_RANK = {"pass": 0, "fail": 1, "error": 2}
 
 
@@ -75,9 +77,43 @@ def errors_as_error_elements(path: Path) -> int:
             suite.set("errors", str(int(suite.get("errors", "0")) + moved))
             changed += moved
     if changed:
-        text = ET.tostring(tree.getroot(), encoding="unicode")
-        atomic_write_text(path, '<?xml version="1.0" encoding="utf-8"?>' + text)
+        _write_junit(path, tree)
     return changed
+
+
+def _write_junit(path: Path, tree: ET.ElementTree) -> None:
+    text = ET.tostring(tree.getroot(), encoding="unicode")
+    atomic_write_text(path, '<?xml version="1.0" encoding="utf-8"?>' + text)
+
+
+def interrupted_as_error_elements(path: Path, gates: list[GateOutcome]) -> int:
+    """Give each gate test a Ctrl-C cut short an `<error>` testcase (pytest writes none for it:
+    the test never reported), so CI shows the run as broken, not as 0 tests. Returns how many."""
+    cut = [gate for gate in gates if gate.outcome == "interrupted"]
+    if not cut:
+        return 0
+    tree = ET.parse(path)
+    root = tree.getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    if suite is None:
+        suite = ET.SubElement(root, "testsuite", name="pytest", errors="0", failures="0",
+                              skipped="0", tests="0")
+    for gate in cut:
+        module, _, name = gate.test.partition("::")
+        classname = module.removesuffix(".py").replace("/", ".")
+        case = next((c for c in suite.iter("testcase")
+                     if c.get("classname") == classname and c.get("name") == name), None)
+        if case is None:
+            case = ET.SubElement(suite, "testcase", classname=classname, name=name, time="0")
+            suite.set("tests", str(int(suite.get("tests", "0")) + 1))
+        for child in list(case):
+            if child.tag in ("failure", "error", "skipped"):
+                case.remove(child)
+        error = ET.SubElement(case, "error", message=f"interrupted: {gate.test}")
+        error.text = gate.message or INTERRUPTED_MESSAGE
+        suite.set("errors", str(int(suite.get("errors", "0")) + 1))
+    _write_junit(path, tree)
+    return len(cut)
 
 
 # ---- the JSON report ----------------------------------------------------------------------
@@ -102,10 +138,14 @@ class RunReport(BaseModel):
     run_id: str
     platform: Literal["embedded", "remote"]
     control: str | None = None
+    kind: RecordKind = "gate"  # smoke runs and controls write no eval status
     started_at: datetime
     finished_at: datetime
     exit_status: int
+    outcome: RunOutcome = "passed"
+    interrupted: bool = False
     passed: bool
+    notes: list[str] = []
     verdicts: dict[str, int]
     gates: list[GateOutcome]
     statuses: dict[str, str]
@@ -178,15 +218,54 @@ def run_records(ledger: Path, run_id: str) -> list[GateRecord]:
     return list(latest.values())
 
 
+def run_notes(*, kind: RecordKind, why: str, interrupted: bool,
+              unfinished: list[tuple[str, str | None]]) -> list[str]:
+    """What a reader must know beside the verdicts: an interruption, a run that writes no status."""
+    notes = []
+    if interrupted:
+        cut = ", ".join(f"{test} ({alias})" if alias else test for test, alias in unfinished)
+        notes.append("INTERRUPTED" + (f": {cut} did not finish; no status written for it" if cut
+                                      else "; gates not reached did not run"))
+    if kind == "smoke":
+        notes.append(f"smoke run ({why}): recorded in the ledger as kind 'smoke'; "
+                     "no eval status or table written")
+    elif kind == "control":
+        notes.append(f"control run ({why}): recorded in the ledger as kind 'control'; "
+                     "no eval status or table written")
+    return notes
+
+
+def mark_interrupted(gates: list[GateOutcome],
+                     unfinished: list[tuple[str, str | None]]) -> list[GateOutcome]:
+    """The gates with each test a Ctrl-C cut short marked interrupted (added if pytest never
+    reported it; its setup may have reported "passed")."""
+    out = list(gates)
+    for test, alias in unfinished:
+        update = {"outcome": "interrupted", "verdict": None, "message": INTERRUPTED_MESSAGE}
+        index = next((i for i, g in enumerate(out)
+                      if g.test == test or g.test == test.split("@")[0]), None)
+        if index is None:
+            out.append(GateOutcome(test=test, alias=alias, **update))
+        elif not out[index].records:
+            out[index] = out[index].model_copy(update=update)
+    return out
+
+
 def build_report(*, run_id: str, platform: Literal["embedded", "remote"], control: str | None,
                  started_at: datetime, exit_status: int, gates: list[GateOutcome],
-                 statuses: dict[str, str], ledger: Path, catalog: Path, table: Path) -> RunReport:
-    verdicts = Counter(g.verdict or "none" for g in gates)
+                 statuses: dict[str, str], ledger: Path, catalog: Path, table: Path,
+                 kind: RecordKind = "gate", interrupted: bool = False,
+                 notes: list[str] | None = None) -> RunReport:
+    verdicts = Counter(g.verdict or ("interrupted" if g.outcome == "interrupted" else "none")
+                       for g in gates)
+    interrupted = interrupted or any(g.outcome == "interrupted" for g in gates)
+    passed = exit_status == 0 and not interrupted
+    outcome: RunOutcome = "interrupted" if interrupted else "passed" if passed else "failed"
     return RunReport(
-        run_id=run_id, platform=platform, control=control, started_at=started_at,
-        finished_at=now(), exit_status=exit_status, passed=exit_status == 0,
-        verdicts=dict(sorted(verdicts.items())), gates=gates, statuses=statuses,
-        ledger=str(ledger), catalog=str(catalog), table=str(table),
+        run_id=run_id, platform=platform, control=control, kind=kind, started_at=started_at,
+        finished_at=now(), exit_status=exit_status, outcome=outcome, interrupted=interrupted,
+        passed=passed, notes=notes or [], verdicts=dict(sorted(verdicts.items())), gates=gates,
+        statuses=statuses, ledger=str(ledger), catalog=str(catalog), table=str(table),
     )
 
 
@@ -201,7 +280,7 @@ def _cell(text: str) -> str:
 
 
 def render_markdown(report: RunReport) -> str:
-    head = "PASSED" if report.passed else "FAILED"
+    head = report.outcome.upper()
     where = "embedded platform (stand-ins)" if report.platform == "embedded" else "remote platform"
     if report.control:
         where += f", {report.control} control"
@@ -211,6 +290,7 @@ def render_markdown(report: RunReport) -> str:
         f"{len(report.gates)} gate test(s) on the {where}; exit status {report.exit_status}. "
         + ", ".join(f"{n} {v.upper()}" for v, n in report.verdicts.items()),
         "",
+        *[f"**{_cell(note)}**\n" for note in report.notes],
         "| alias | gate | verdict | result | served by | ledger record |",
         "|---|---|---|---|---|---|",
     ]

@@ -17,7 +17,17 @@ from pydantic import BaseModel
 from deploy.catalog import AliasEntry, Catalog, atomic_write_text, load_catalog, write_statuses
 from deploy.catalog_table import write_table
 from deploy.deployer import Deployer, Deployment
-from deploy.ledger import Counts, GateRecord, Ledger, Target, Verdict, derive_statuses, now
+from deploy.ledger import (
+    Counts,
+    GateRecord,
+    Ledger,
+    RecordKind,
+    Scope,
+    Target,
+    Verdict,
+    derive_statuses,
+    now,
+)
 from deploy.litellm_admin import LiteLLMAdmin, VirtualKey, redact_text, redact_url, throwaway_key
 from deploy.route_check import RouteCheckError, route_check
 from evals.response_cache import CacheScope, CacheSwitch, ResponseCache, caching_http_client
@@ -209,6 +219,9 @@ class GateSession:
     # Set by the core plugin: tags a record with its test before the append, reports it after.
     annotate: Callable[[GateRecord], None] | None = None
     on_record: Callable[[GateRecord], None] | None = None
+    # Set by the core plugin: what this run's records are (a status derives from "gate" only).
+    kind: RecordKind = "gate"
+    scope: Scope | None = None
     _deployments: dict[str, Deployment] = field(default_factory=dict)
 
     @property
@@ -223,6 +236,8 @@ class GateSession:
         # Appended at once, not at session end: a crash later in the run loses no verdict.
         if self.annotate is not None:
             self.annotate(record)
+        record.kind = self.kind
+        record.scope = record.scope or self.scope
         ledger = self.ledger
         if details:
             ledger.write_details(record, details)
@@ -254,7 +269,7 @@ class GateSession:
         except Exception as exc:
             self._record_platform_error(entry, gate, "deploy failed", exc, started)
             raise
-        budget = entry.gate(gate).get("max_budget_usd")
+        budget = entry.gate(gate).max_budget_usd
         with throwaway_key(
             self.admin,
             alias=f"modelgate-{self.run_id}-{alias}",

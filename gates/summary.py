@@ -31,13 +31,18 @@ def verdict_table(records: list[GateRecord], statuses: dict[str, str], *, title:
     return table
 
 
-def print_summary(session, statuses: dict[str, str], *, terminalreporter) -> None:
+def print_summary(session, statuses: dict[str, str], *, terminalreporter,
+                  notes: list[str] | None = None) -> None:
     buffer = io.StringIO()
     console = Console(
         file=buffer, force_terminal=terminalreporter.isatty(), width=max(terminalreporter._tw.fullwidth, 100)
     )
     kind = "embedded platform (stand-ins on loopback)" if session.platform_kind == "embedded" else session.gateway_url_redacted
-    console.print(verdict_table(session.records, statuses, title=f"modelgate run {session.run_id} on {kind}"))
+    if session.records:
+        title = f"modelgate run {session.run_id} on {kind}"
+        console.print(verdict_table(session.records, statuses, title=title))
+    for note in notes or []:  # interrupted, or a smoke run / control that writes no status
+        console.print(escape(note), style="bold yellow", markup=False)
     console.print(f"ledger: {session.outputs.ledger}")
     console.print(f"catalog: {session.outputs.catalog}")
     console.print(f"table: {session.outputs.doc}")

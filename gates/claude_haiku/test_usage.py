@@ -5,8 +5,6 @@ Runs through the gateway with the throwaway key only: the provider key stays in 
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
 from deploy.ledger import now
 from evals.usage import Prices, UsageSettings, run_usage_checks
 from gates.claude_haiku.judge import judge_usage
@@ -18,10 +16,9 @@ pytestmark = alias_mark(ALIAS)
 
 def test_usage_normalization(claude_haiku) -> None:
     entry = claude_haiku.entry
-    try:
-        settings = UsageSettings.model_validate(entry.gate(GATE))
-    except ValidationError as exc:
-        raise ValueError(f"catalog: aliases[{ALIAS}].gates.{GATE}: {exc}") from None
+    # Validated when the catalog loaded; the usage checks take their own knobs from it.
+    settings = UsageSettings.model_validate(
+        entry.gate(GATE).model_dump(include=set(UsageSettings.model_fields)))
     if entry.usage_convention is None:
         raise ValueError(f"catalog: aliases[{ALIAS}].usage_convention must be declared "
                          "(agentgateway or litellm)")

@@ -29,15 +29,11 @@ def test_tool_loops(coder_agent, request) -> None:
     if limit:
         scenarios = scenarios[:limit]
         scope = f"first {limit} scenarios"
-    min_pass_rate = float(config["min_pass_rate"])
-    options = dict(
-        max_steps=int(config.get("max_steps", 8)),
-        max_tokens=int(config.get("max_tokens", 512)),
-        temperature=float(config.get("temperature", 0.0)),
-        concurrency=int(config.get("concurrency", 4)),
-    )
+    min_pass_rate = config.min_pass_rate
+    options = dict(max_steps=config.max_steps, max_tokens=config.max_tokens,
+                   temperature=config.temperature, concurrency=config.concurrency)
     # No cache: the key's spend must equal the costs of answers it was charged for.
-    client = coder_agent.client(cache=False, timeout=float(config.get("request_timeout_s", 300)))
+    client = coder_agent.client(cache=False, timeout=config.request_timeout_s)
     admin, key = coder_agent.admin, coder_agent.key
     price = coder_agent.entry.price
     priced = bool(price.input_per_token or price.output_per_token)
@@ -45,7 +41,7 @@ def test_tool_loops(coder_agent, request) -> None:
     baseline = settled_baseline(admin, key, priced=priced)
     plain = run_tool_loops(client, ALIAS, scenarios, stream=False, **options)
     spend = check_spend(admin, key, plain, baseline=baseline,
-                        catalog_budget=config.get("max_budget_usd"))
+                        catalog_budget=config.max_budget_usd)
     streamed = run_tool_loops(client, ALIAS, scenarios, stream=True, **options)
     final_spend = admin.key_info(key).spend  # informational: streamed charges carry no header
 

@@ -21,7 +21,7 @@ def test_humaneval_pass_rate(coder_chat, request) -> None:
     problems = load_problems(cache_dir=Path(request.config.getoption("--build-dir")) / "datasets")
     scope = gate_scope(request.config)
     if scope == "promotion":
-        subset = load_subset(REPO_ROOT / config["promotion_subset"])
+        subset = load_subset(REPO_ROOT / config.promotion_subset)
         chosen = select(problems, subset.task_ids)
     else:
         chosen = list(problems.values())
@@ -34,21 +34,21 @@ def test_humaneval_pass_rate(coder_chat, request) -> None:
         coder_chat.client(),
         ALIAS,
         chosen,
-        samples_per_task=int(config.get("samples_per_task", 1)),
-        temperature=float(config.get("temperature", 0.0)),
-        max_tokens=int(config.get("max_tokens", 512)),
-        concurrency=int(config.get("concurrency", 4)),
+        samples_per_task=config.samples_per_task,
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        concurrency=config.concurrency,
     )
     verdict = judge_humaneval(
         passed=result.passed, failed=result.failed, errors=result.errors,
-        sandbox_errors=result.sandbox_errors, min_pass_rate=float(config["min_pass_rate"]),
+        sandbox_errors=result.sandbox_errors, min_pass_rate=config.min_pass_rate,
     )
     record = coder_chat.record(
         gate=GATE,
         verdict=verdict.verdict,
         metric="pass@1" if result.samples_per_task == 1 else "pass_rate",
         value=verdict.pass_rate,
-        threshold=float(config["min_pass_rate"]),
+        threshold=config.min_pass_rate,
         summary=verdict.summary,
         reason=verdict.reason,
         counts=verdict.counts,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
 from deploy.catalog import AliasEntry
 from deploy.deployer import Deployment
+from deploy.gate_configs import EmbeddingsGateConfig
 from deploy.ledger import Counts, Verdict
 from evals.budget import BudgetBinding
 from evals.embeddings import EmbeddingCheck, EmbeddingsGate, judge_embeddings
@@ -38,7 +39,7 @@ def _flag_value(args: Sequence[str], flag: str) -> str | None:
     return None
 
 
-def gate_settings(entry: AliasEntry, config: dict[str, Any], dimensions: int) -> EmbeddingsGate:
+def gate_settings(entry: AliasEntry, config: EmbeddingsGateConfig, dimensions: int) -> EmbeddingsGate:
     """The checks' thresholds from `gates.embeddings`; input and batch limits from the alias
     (`context`, and TEI's `--max-client-batch-size` in `serve_args`)."""
     batch = _flag_value(entry.serve_args, "--max-client-batch-size")
@@ -46,8 +47,8 @@ def gate_settings(entry: AliasEntry, config: dict[str, Any], dimensions: int) ->
     return EmbeddingsGate(
         dimensions=dimensions,
         max_input_tokens=entry.context or 512,
-        max_batch_size=int(config.get("max_batch_size") or batch or 32),
-        **{name: config[name] for name in known if name in config},
+        max_batch_size=int(config.max_batch_size or batch or 32),
+        **{name: getattr(config, name) for name in known if getattr(config, name) is not None},
     )
 
 

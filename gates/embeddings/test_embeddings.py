@@ -35,9 +35,8 @@ def test_registered_correct_and_budget_binding(embeddings_alias) -> None:
     )]
     checks += run_embedding_checks(client, ALIAS, settings, load_triplets(TRIPLETS))
     checks += budget_checks(
-        context, max_budget=float(config["budget_usd"]),
-        max_requests=int(config.get("budget_max_requests", 200)),
-        allowed_over_budget=int(config.get("budget_allowed_over", 1)),
+        context, max_budget=config.budget_usd, max_requests=config.budget_max_requests,
+        allowed_over_budget=config.budget_allowed_over,
     )
     verdict = judge_gate(checks, dimensions.value)
     budget = next((c.details for c in checks if c.name == "budget_binding" and c.details), {})

@@ -11,46 +11,23 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel
 
 from deploy.catalog import SLO, AliasEntry
-from deploy.slo_derivation import DEFAULT_HEADROOM, BenchmarkPlan, Derivation, derive_alias_slo
+from deploy.gate_configs import LatencyGate
+from deploy.slo_derivation import BenchmarkPlan, Derivation, derive_alias_slo
 from deploy.slo_store import (
     cpu_profile_path,
     hardware_label,
     load_cpu_profile,
     write_cpu_profile_slo,
 )
-from gates.session import REPO_ROOT, AliasContext
+from gates.session import AliasContext
 
 Profile = Literal["catalog", "cpu"]
 
 
-class LatencyGateConfig(BaseModel):
-    """The catalog's `gates.latency` block of an alias."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_error_rate: float = Field(ge=0, le=1)
-    requests: int = Field(default=40, ge=1)
-    concurrency: int = Field(default=4, ge=1)
-    warmup: int = Field(default=2, ge=0)
-    timeout_s: float = Field(default=120.0, gt=0)
-    prompt_set: str = "fixtures/latency_prompts.json"
-    cpu_headroom: float = Field(default=DEFAULT_HEADROOM, ge=1)  # for the CPU profile's derivation
-    max_budget_usd: float | None = Field(default=None, gt=0)
-
-    @classmethod
-    def of(cls, entry: AliasEntry, gate: str) -> LatencyGateConfig:
-        try:
-            return cls.model_validate(entry.gate(gate))
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"catalog alias {entry.alias!r}, gates.{gate}: {problems}") from None
-
-    @property
-    def prompts_path(self) -> Path:
-        return REPO_ROOT / self.prompt_set
+LatencyGateConfig = LatencyGate  # `gates.latency`, typed and checked when the catalog loads
 
 
 class GateTargets(BaseModel):

@@ -13,7 +13,7 @@ from deploy.ledger import Counts, now
 from evals.latency import judge_latency, load_prompt_set, run_benchmark
 from gates.qwen_local.plugin import ALIAS, GATE
 from gates.qwen_local.report import status_summary
-from gates.qwen_local.targets import LatencyGateConfig, catalog_targets, chosen_profile, cpu_targets
+from gates.qwen_local.targets import catalog_targets, chosen_profile, cpu_targets
 from gates.verdicts import alias_mark, enforce
 
 pytestmark = alias_mark(ALIAS)
@@ -22,7 +22,7 @@ pytestmark = alias_mark(ALIAS)
 def test_latency_p95_within_slo(qwen_local, request) -> None:
     config = request.config
     started = now()
-    gate = LatencyGateConfig.of(qwen_local.entry, GATE)
+    gate = qwen_local.entry.gate(GATE)
     requests = config.getoption("--latency-requests") or gate.requests
     scope = "catalog count" if requests == gate.requests else f"smoke ({requests} requests)"
     profile = chosen_profile(config, qwen_local)
