@@ -8,7 +8,34 @@ from pathlib import Path
 
 from deploy.catalog import DEFAULT_CATALOG, CatalogError, load_catalog, write_statuses
 from deploy.catalog_table import DEFAULT_DOC, TableError, is_stale, write_table
-from deploy.ledger import Ledger, LedgerError, derive_statuses
+from deploy.ledger import Ledger, LedgerError, derive_statuses, unbacked_statuses
+
+COMMITTED_LEDGER = Path(__file__).resolve().parent.parent / "ledger" / "results.jsonl"
+
+
+def _render_ledger(args: argparse.Namespace) -> Path:
+    """The ledger that backs the catalog's statuses: --ledger; else the one beside a run's
+    outputs catalog (`<folder>/ledger.jsonl`); else the committed one."""
+    if args.ledger is not None:
+        return args.ledger
+    beside = Path(args.catalog).with_name("ledger.jsonl")
+    if Path(args.catalog).resolve() != DEFAULT_CATALOG.resolve() and beside.exists():
+        return beside
+    return COMMITTED_LEDGER
+
+
+def _check_backing(catalog, args: argparse.Namespace) -> int:
+    """Exit 1 when a status is not what the ledger's records derive (see ledger.status_of)."""
+    ledger = _render_ledger(args)
+    statuses = {entry.alias: entry.eval_status for entry in catalog.aliases}
+    unbacked = unbacked_statuses(statuses, Ledger(ledger))
+    for alias, status, derived in unbacked:
+        print(
+            f"{args.catalog}: alias {alias!r}: eval status {status!r} is backed by no ledger "
+            f"record in {ledger}" + (f" (its records give {derived!r})" if derived else ""),
+            file=sys.stderr,
+        )
+    return 1 if unbacked else 0
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -21,7 +48,9 @@ def _render(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(f"{args.doc}: table is current")
+        if _check_backing(catalog, args):
+            return 1
+        print(f"{args.doc}: table is current and every status is backed by the ledger")
         return 0
     changed = write_table(catalog, args.doc)
     print(f"{args.doc}: {'table regenerated' if changed else 'table already current'}")
@@ -52,7 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
     sub = parser.add_subparsers(dest="command", required=True)
     render = sub.add_parser("render", help="regenerate the table between the markers")
-    render.add_argument("--check", action="store_true", help="exit 1 when the table is stale")
+    render.add_argument(
+        "--check", action="store_true",
+        help="exit 1 when the table is stale or a status is backed by no ledger record",
+    )
+    render.add_argument(
+        "--ledger", type=Path, default=None,
+        help="ledger backing the statuses (default: ledger.jsonl beside an outputs catalog, "
+        "else ledger/results.jsonl)",
+    )
     render.set_defaults(func=_render)
     status = sub.add_parser("status", help="derive eval status from the ledger")
     status.add_argument("--ledger", type=Path, required=True)

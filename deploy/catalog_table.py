@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy.catalog import AliasEntry, Catalog, atomic_write_text
+from deploy.ledger import IMPORTED_MARK
 
 BEGIN = "<!-- modelgate:catalog-table:begin (generated from deploy/catalog.yaml; do not edit) -->"
 END = "<!-- modelgate:catalog-table:end -->"
 DEFAULT_DOC = Path(__file__).resolve().parent.parent / "docs" / "served-models.md"
+
+IMPORTED_NOTE = (
+    f"Cells marked {IMPORTED_MARK} hold a status imported from the platform's catalog page (PLATFORM.md) when the "
+    "catalog was seeded, not proven by a run of this suite. Its ledger record (kind `imported`, "
+    "in `ledger/results.jsonl`) names the source and the date; the alias's next gate run "
+    "replaces it."
+)
 
 COLUMNS = [
     "alias",
@@ -55,6 +63,8 @@ def render_table(catalog: Catalog) -> str:
     ]
     for entry in catalog.aliases:
         lines.append("| " + " | ".join(_cell(c) for c in row(entry)) + " |")
+    if any(IMPORTED_MARK in entry.eval_status for entry in catalog.aliases):
+        lines += ["", IMPORTED_NOTE]  # the footnote marking imported cells
     return "\n".join(lines) + "\n"
 
 

@@ -297,3 +297,16 @@ def derive_statuses(ledger: Ledger, aliases: Iterable[str]) -> dict[str, str]:
         if status is not None:
             statuses[alias] = status
     return statuses
+
+
+def unbacked_statuses(
+    statuses: dict[str, str], ledger: Ledger
+) -> list[tuple[str, str, str | None]]:
+    """(alias, status, what the ledger gives) for each status the ledger does not back.
+
+    A status is backed when it is exactly what the ledger's records derive for the alias
+    (see status_of): written by a gate run, or imported with a record naming its source.
+    """
+    derived = derive_statuses(ledger, statuses)
+    return [(alias, status, derived.get(alias)) for alias, status in statuses.items()
+            if derived.get(alias) != status]

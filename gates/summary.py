@@ -42,7 +42,7 @@ def print_summary(session, statuses: dict[str, str], *, terminalreporter,
         title = f"modelgate run {session.run_id} on {kind}"
         console.print(verdict_table(session.records, statuses, title=title))
     for note in notes or []:  # interrupted, or a smoke run / control that writes no status
-        console.print(escape(note), style="bold yellow", markup=False)
+        console.print(note, style="bold yellow", markup=False)
     console.print(f"ledger: {session.outputs.ledger}")
     console.print(f"catalog: {session.outputs.catalog}")
     console.print(f"table: {session.outputs.doc}")
