@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.ledger import GateRecord, Ledger
+from deploy.ledger import GateRecord, Ledger, status_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,6 +23,18 @@ class GateRun:
         matches = [r for r in self.records if r.gate == gate]
         assert matches, f"no ledger record for gate {gate!r}; output:\n{self.output[-3000:]}"
         return matches[-1]
+
+    def status(self, alias: str) -> str:
+        """The status this run's verdicts would make in a complete run at catalog scope.
+
+        Controls and smoke runs write none (they only prove the gate), which is checked here;
+        their tests read what the verdicts say through this instead.
+        """
+        assert not (self.outputs / "catalog.yaml").exists(), "a control or smoke run wrote a status"
+        assert not (self.outputs / "served-models.md").exists(), "a control or smoke run wrote the table"
+        assert {r.kind for r in self.records} <= {"control", "smoke"}, self.records
+        proven = [r.model_copy(update={"kind": "gate"}) for r in self.records if r.alias == alias]
+        return status_of(proven) or ""
 
 
 def gate_command(*args: str, outputs: Path) -> list[str]:

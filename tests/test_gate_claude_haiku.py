@@ -24,8 +24,10 @@ def test_the_gate_passes_on_the_embedded_platform_labelled_simulated(tmp_path: P
     assert record.target.stand_in and record.target.model.startswith(SIMULATED)
     assert record.target.served_model_name == "claude-haiku-4-5"
     assert record.extra["cost_usd"] > 0
+    assert record.kind == "gate" and record.scope == "promotion"  # `-m` alone: promotion scope
     status = load_catalog(tmp_path / "catalog.yaml").get("claude-haiku").eval_status
-    assert status.startswith("usage normalization 11/11 checks (agentgateway usage) [embedded stand-in: "
+    assert status.startswith("usage normalization 11/11 checks (agentgateway usage, promotion subset) "
+                             "[embedded stand-in: "
                              + SIMULATED)
     details = (tmp_path / record.details_file).read_text().splitlines()
     assert len(details) == 11 and all('"outcome": "pass"' in line for line in details)
@@ -47,7 +49,7 @@ def test_known_bad_control_is_rejected_for_its_convention(tmp_path: Path) -> Non
     record = run.record("usage")
     assert record.verdict == "fail" and record.counts.errors == 0
     assert record.reason.startswith("cache_convention: ")
-    status = load_catalog(tmp_path / "catalog.yaml").get("claude-haiku").eval_status
+    status = run.status("claude-haiku")
     assert status.startswith("FAIL: usage normalization 10/11 checks")
 
 
@@ -56,7 +58,7 @@ def test_an_overloaded_provider_is_error_not_fail(tmp_path: Path) -> None:
     assert run.returncode != 0
     record = run.record("usage")
     assert record.verdict == "error" and "529" in record.reason
-    assert load_catalog(tmp_path / "catalog.yaml").get("claude-haiku").eval_status.startswith("ERROR: ")
+    assert run.status("claude-haiku").startswith("ERROR ")
 
 
 def test_the_gate_runs_against_a_gateway_it_did_not_start_without_the_provider_key(

@@ -14,7 +14,6 @@ import openai
 import psutil
 import pytest
 
-from deploy.catalog import load_catalog
 from deploy.litellm_admin import LiteLLMAdmin, throwaway_key
 from evals.model_calls import RetryPolicy
 from evals.tool_loop import run_tool_loops
@@ -33,8 +32,6 @@ PRICE = (0.5e-6, 1.5e-6)  # the catalog's coder-agent prices per token
 FAST = RetryPolicy(attempts=1, initial_s=0.0, max_s=0.0)
 
 
-def _status(outputs: Path) -> str:
-    return load_catalog(outputs / "catalog.yaml").get(ALIAS).eval_status
 
 
 # --- the gate run as a user runs it, against its controls ------------------------------------
@@ -46,7 +43,8 @@ def test_known_good_control_passes_with_the_spend_accounted(tmp_path: Path) -> N
     assert record.verdict == "pass", record.reason
     assert (record.counts.passed, record.counts.total, record.counts.errors) == (9, 9, 0)
     assert record.summary == "Tool loops 9/9 = 100% (≥75% gate; streamed and not)"
-    assert _status(tmp_path).startswith("Tool loops 9/9 = 100% (≥75% gate; streamed and not) [embedded stand-in")
+    assert run.status(ALIAS).startswith(
+        "Tool loops 9/9 = 100% (≥75% gate; streamed and not, promotion subset) [embedded stand-in")
     extra = record.extra
     assert extra["invalid_calls"] == 0 and extra["disagreements"] == [] and extra["max_steps"] == 8
     spend = extra["spend"]
@@ -85,7 +83,7 @@ def test_known_bad_agents_fail_with_the_reason_in_the_record(tmp_path: Path, beh
     if behaviour != "looping":
         assert "16 invalid tool call(s), none allowed" in record.reason
     assert record.extra["spend"]["problem"] == ""  # the model failed, the accounting did not
-    assert _status(tmp_path).startswith(f"FAIL: Tool loops 1/9 = 11% (≥75% gate; streamed and not): {kind} ×16")
+    assert run.status(ALIAS).startswith(f"FAIL: Tool loops 1/9 = 11% (≥75% gate; streamed and not): {kind} ×16")
     assert expected in run.output  # the pytest failure message carries the reason
 
 
@@ -97,7 +95,7 @@ def test_platform_without_the_tool_parser_is_an_error_not_a_failure(tmp_path: Pa
     assert record.counts.errors == 9 and record.counts.failed == 0
     assert record.summary == "Tool loops not judged: no answer in 18 of 18 runs"
     assert "--enable-auto-tool-choice" in record.reason and "(×18, first in config_port" in record.reason
-    assert _status(tmp_path).startswith("ERROR: Tool loops not judged")
+    assert run.status(ALIAS).startswith("ERROR ") and ": Tool loops not judged" in run.status(ALIAS)
     assert "GatePlatformError" in run.output
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from deploy.catalog import load_catalog
 from tests.gate_runs import run_gates
 
 
@@ -18,10 +17,10 @@ def test_known_good_control_passes_20_of_20(tmp_path: Path) -> None:
     assert (record.counts.passed, record.counts.total) == (20, 20)
     assert record.summary == "HumanEval 20/20 = 100% (≥70% gate)"
     assert "PASS" in run.output and "HumanEval 20/20" in run.output  # the verdict table
-    # The status written names what was served, and only under the outputs folder.
-    status = load_catalog(tmp_path / "catalog.yaml").get("coder-chat").eval_status
-    assert status.startswith("HumanEval 20/20 = 100% (≥70% gate) [embedded stand-in: reference backend")
-    assert "HumanEval 20/20" in (tmp_path / "served-models.md").read_text()
+    # A control proves the gate, not a model: recorded as such, no status or table written.
+    assert record.kind == "control"
+    status = run.status("coder-chat")
+    assert status.startswith("HumanEval 20/20 = 100% (≥70% gate, promotion subset) [embedded stand-in: reference backend")
     details = (tmp_path / record.details_file).read_text().splitlines()
     assert len(details) == 20 and all('"passed"' in line for line in details)
 
@@ -32,7 +31,7 @@ def test_known_bad_control_is_rejected(tmp_path: Path) -> None:
     record = run.record("humaneval")
     assert record.verdict == "fail"
     assert record.counts.passed == 0 and record.counts.errors == 0
-    assert load_catalog(tmp_path / "catalog.yaml").get("coder-chat").eval_status.startswith("FAIL: ")
+    assert run.status("coder-chat").startswith("FAIL: ")
 
 
 def test_erroring_backend_is_error_not_fail(tmp_path: Path) -> None:
@@ -40,7 +39,7 @@ def test_erroring_backend_is_error_not_fail(tmp_path: Path) -> None:
     assert run.returncode != 0
     record = run.record("humaneval")
     assert record.verdict == "error"
-    assert load_catalog(tmp_path / "catalog.yaml").get("coder-chat").eval_status.startswith("ERROR: ")
+    assert run.status("coder-chat").startswith("ERROR ")
 
 
 def test_the_throwaway_key_is_deleted_and_never_written(tmp_path: Path) -> None:

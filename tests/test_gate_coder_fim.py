@@ -175,8 +175,8 @@ def test_known_good_control_passes(tmp_path: Path) -> None:
     assert (record.counts.passed, record.counts.total) == (total, total)
     assert record.extra["wire"]["transports"]["vkey"]["requests"] == total
     assert record.extra["spend"]["status"] == "grew"
-    status = load_catalog(tmp_path / "catalog.yaml").get(ALIAS).eval_status
-    assert status.startswith(f"{STATUS_OK} {total}/{total} [embedded stand-in: reference backend")
+    status = run.status(ALIAS)
+    assert status.startswith(f"{STATUS_OK} {total}/{total} (promotion subset) [embedded stand-in: reference backend")
     rows = [json.loads(line) for line in (tmp_path / record.details_file).read_text().splitlines()]
     assert len(rows) == total and all(r["score"]["functional"] and r["same_middle"] for r in rows)
     written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.suffix in (".jsonl", ".yaml", ".md"))
@@ -190,14 +190,14 @@ def test_known_bad_control_is_rejected(tmp_path: Path) -> None:
     record = run.record("fim")
     assert record.verdict == "fail" and record.counts.errors == 0
     assert record.extra["mangled"] == len(ALL_CASES)
-    assert load_catalog(tmp_path / "catalog.yaml").get(ALIAS).eval_status.startswith("FAIL: FIM ")
+    assert run.status(ALIAS).startswith("FAIL: FIM ")
 
 
 def test_erroring_backend_is_error_not_fail(tmp_path: Path) -> None:
     run = run_gates("-m", ALIAS, "--control", "erroring", outputs=tmp_path)
     assert run.returncode != 0 and " 1 error" in run.output, run.output[-3000:]  # not "1 failed"
     assert run.record("fim").verdict == "error"
-    assert load_catalog(tmp_path / "catalog.yaml").get(ALIAS).eval_status.startswith("ERROR: ")
+    assert run.status(ALIAS).startswith("ERROR ")
 
 
 # ---- real vLLM on the CPU ------------------------------------------------------------------

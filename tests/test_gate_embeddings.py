@@ -41,12 +41,12 @@ def test_known_good_control_passes_with_either_budget_status(tmp_path: Path, bud
     assert tuple(record.extra["checks"]) == CHECKS
     assert record.extra["dimensions_source"] == "catalog"
     assert record.extra["budget_refusal_status"] == int(budget_status)
-    assert record.extra["budget_usd"] == ENTRY.gate("embeddings")["budget_usd"]
+    assert record.extra["budget_usd"] == ENTRY.gate("embeddings").budget_usd
     budget = _details(run, record)["budget_binding"]["details"]
     assert budget["over_budget_answers"] == 1  # the crossing request, then a refusal
     assert budget["reported_spend"] == pytest.approx(budget["expected_spend"], rel=1e-6)
-    status = load_catalog(tmp_path / "catalog.yaml").get("embeddings").eval_status
-    assert status == ("registered + budget-binding, 768-d "
+    status = run.status("embeddings")
+    assert status == ("registered + budget-binding, 768-d (promotion subset) "
                       "[embedded stand-in: reference backend (known-good control)]")
     written = "".join(p.read_text() for p in tmp_path.rglob("*")
                       if p.is_file() and p.suffix in (".jsonl", ".yaml", ".md"))
@@ -62,7 +62,7 @@ def test_known_bad_control_is_rejected_for_its_dimension(tmp_path: Path) -> None
     assert {n for n, outcome in record.extra["checks"].items() if outcome != "pass"} == {"dimension"}
     assert record.reason == "dimension: dimension 767 != expected 768"
     assert record.summary == "embeddings checks 10/11 passed (dimension fail), 768-d expected"
-    status = load_catalog(tmp_path / "catalog.yaml").get("embeddings").eval_status
+    status = run.status("embeddings")
     assert status.startswith("FAIL: embeddings checks 10/11 passed (dimension fail)")
 
 
@@ -71,7 +71,7 @@ def test_erroring_backend_is_error_not_fail(tmp_path: Path) -> None:
     assert run.returncode != 0
     record = run.record("embeddings")
     assert record.verdict == "error" and "500" in record.reason
-    assert load_catalog(tmp_path / "catalog.yaml").get("embeddings").eval_status.startswith("ERROR: ")
+    assert run.status("embeddings").startswith("ERROR ")
 
 
 # -- the gate's pieces ---------------------------------------------------------------------------

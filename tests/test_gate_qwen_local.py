@@ -14,8 +14,6 @@ from tests.gate_runs import run_gates
 CATALOG_TARGETS = "vs catalog SLO (GuideLLM baseline, 1x L4)"
 
 
-def _status(outputs: Path) -> str:
-    return load_catalog(outputs / "catalog.yaml").get("qwen-local").eval_status
 
 
 def test_known_good_control_passes_every_metric(tmp_path: Path) -> None:
@@ -33,7 +31,7 @@ def test_known_good_control_passes_every_metric(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (tmp_path / record.details_file).read_text().splitlines()]
     assert len(rows) == 40 and all(row["output_tokens"] == 32 and row["error"] is None for row in rows)
     assert record.extra["latency_summary"]["ttft_ms"]["count"] == 40
-    assert _status(tmp_path).startswith(record.summary + " [embedded stand-in: reference backend")
+    assert run.status("qwen-local").startswith(record.summary[:-1] + ", promotion subset) [embedded stand-in: reference backend")
 
 
 def test_known_bad_control_fails_on_ttft_and_itl(tmp_path: Path) -> None:
@@ -45,7 +43,7 @@ def test_known_bad_control_fails_on_ttft_and_itl(tmp_path: Path) -> None:
     assert not checks["ttft"]["passed"] and checks["ttft"]["p95_ms"] >= 300
     assert not checks["itl"]["passed"] and checks["itl"]["p95_ms"] >= 25
     assert record.reason.startswith("FAIL (TTFT, ITL") or record.reason.startswith("FAIL (TTFT, ITL, E2E")
-    assert _status(tmp_path).startswith("FAIL: Latency p95/target TTFT")
+    assert run.status("qwen-local").startswith("FAIL: Latency p95/target TTFT")
 
 
 def test_erroring_backend_is_error_not_fail(tmp_path: Path) -> None:
@@ -55,8 +53,8 @@ def test_erroring_backend_is_error_not_fail(tmp_path: Path) -> None:
     assert record.verdict == "error"
     assert record.counts.errors >= 15 and record.counts.total == 40
     assert "500" in record.reason and "exceeds the bound" in record.reason
-    status = _status(tmp_path)
-    assert status.startswith("ERROR: Latency not measured: error rate") and "> 5% bound" in status
+    status = run.status("qwen-local")
+    assert status.startswith("ERROR ") and ": Latency not measured: error rate" in status and "> 5% bound" in status
 
 
 def test_cpu_profile_is_derived_on_the_first_run_and_gated_after(tmp_path: Path) -> None:
@@ -74,8 +72,9 @@ def test_cpu_profile_is_derived_on_the_first_run_and_gated_after(tmp_path: Path)
     assert slo.ttft_p95_ms == derived["ttft_p95_ms"] and slo.max_output_tokens == 128
     assert "CPU SLO (derived this run, p95 x 1.5)" in record.summary
     assert record.extra["scope"] == "smoke (8 requests)"
-    # The committed catalog's SLO is untouched; only the status of the outputs copy changed.
-    assert load_catalog(tmp_path / "catalog.yaml").get("qwen-local").slo.state == "measured"
+    # The committed catalog's SLO is untouched, and a control writes no catalog copy at all.
+    assert load_catalog().get("qwen-local").slo.state == "measured"
+    assert record.kind == "control" and not (tmp_path / "catalog.yaml").exists()
 
     second = run_gates(*args, outputs=tmp_path)
     again = second.record("latency")
