@@ -129,3 +129,87 @@ def test_collect_only_lists_the_gates_and_marker_expressions_select(tmp_path: Pa
     assert "coder_chat" not in others.output and "qwen_local" not in others.output
     assert "gates/coder_fim/" in others.output
     assert not (tmp_path / "build" / "runs").exists()  # listing gates writes no report
+
+
+# ---- an interrupted run, a smoke run, a control (issue 21.5) ------------------------------
+
+INTERRUPTED_TEST = "gates/coder_chat/test_humaneval.py::test_humaneval_pass_rate"
+
+
+def _report(gates, *, exit_status: int = 2, interrupted: bool = True, kind: str = "gate",
+            notes: list[str] | None = None) -> RunReport:
+    from datetime import UTC, datetime
+
+    from gates.reports import build_report
+
+    return build_report(
+        run_id="r1", platform="remote", control=None, started_at=datetime(2026, 12, 4, tzinfo=UTC),
+        exit_status=exit_status, gates=gates, statuses={}, ledger=Path("l"), catalog=Path("c"),
+        table=Path("t"), kind=kind, interrupted=interrupted, notes=notes,
+    )
+
+
+def test_the_gate_a_ctrl_c_cut_short_is_interrupted_even_after_a_passed_setup() -> None:
+    from gates.reports import GateOutcome, mark_interrupted
+
+    setup_only = GateOutcome(test=INTERRUPTED_TEST, alias="coder-chat", outcome="passed", verdict=None)
+    (marked,) = mark_interrupted([setup_only], [(INTERRUPTED_TEST, "coder-chat")])
+    assert (marked.outcome, marked.verdict) == ("interrupted", None)
+    (added,) = mark_interrupted([], [(INTERRUPTED_TEST, "coder-chat")])
+    assert added.test == INTERRUPTED_TEST and added.outcome == "interrupted"
+    assert mark_interrupted([setup_only], []) == [setup_only]
+
+
+def test_an_interrupted_report_never_reads_passed() -> None:
+    from gates.reports import GateOutcome, render_markdown, run_notes
+
+    gate = GateOutcome(test=INTERRUPTED_TEST, alias="coder-chat", outcome="interrupted", verdict=None)
+    notes = run_notes(kind="gate", why="", interrupted=True, unfinished=[(INTERRUPTED_TEST, "coder-chat")])
+    report = _report([gate], notes=notes)
+    assert (report.outcome, report.passed, report.interrupted) == ("interrupted", False, True)
+    assert report.verdicts == {"interrupted": 1}
+    text = render_markdown(report)
+    assert text.startswith("## modelgate run `r1`: INTERRUPTED") and "PASSED" not in text
+    assert f"{INTERRUPTED_TEST} (coder-chat) did not finish; no status written for it" in text
+    assert "| coder-chat | `test_humaneval_pass_rate` | **INTERRUPTED** |" in text
+    # Interrupted between gates (exit 0 is impossible then, but the flag alone decides).
+    assert _report([], exit_status=0, interrupted=True).outcome == "interrupted"
+    assert _report([], exit_status=1, interrupted=False).outcome == "failed"
+    assert _report([], exit_status=0, interrupted=False).outcome == "passed"
+
+
+def test_smoke_and_control_notes_say_no_status_was_written() -> None:
+    from gates.reports import run_notes
+
+    smoke = run_notes(kind="smoke", why="--humaneval-limit=2", interrupted=False, unfinished=[])
+    assert smoke == ["smoke run (--humaneval-limit=2): recorded in the ledger as kind 'smoke'; "
+                     "no eval status or table written"]
+    (control,) = run_notes(kind="control", why="--control=known-good", interrupted=False, unfinished=[])
+    assert control.startswith("control run (--control=known-good)")
+    assert run_notes(kind="gate", why="", interrupted=False, unfinished=[]) == []
+
+
+def test_the_unfinished_gate_becomes_a_named_error_testcase(tmp_path: Path) -> None:
+    from gates.reports import GateOutcome, interrupted_as_error_elements
+
+    path = tmp_path / "junit.xml"
+    # What pytest writes for a test interrupted after its setup: a bare, nameless testcase.
+    path.write_text('<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" '
+                    'errors="0" failures="0" skipped="0" tests="0"><testcase time="0.8" />'
+                    '</testsuite></testsuites>')
+    gate = GateOutcome(test=INTERRUPTED_TEST, alias="coder-chat", outcome="interrupted", verdict=None)
+    assert interrupted_as_error_elements(path, [gate]) == 1
+    JUNIT_XSD.validate(path)
+    case = cases(path)["test_humaneval_pass_rate"]
+    assert case.get("classname") == "gates.coder_chat.test_humaneval"
+    assert case.find("error").get("message") == f"interrupted: {INTERRUPTED_TEST}"
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("errors")) == ("1", "1")
+    # No bare testcase (interrupted before setup ended): one is added.
+    path.write_text('<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" '
+                    'errors="0" failures="0" skipped="0" tests="0"></testsuite></testsuites>')
+    assert interrupted_as_error_elements(path, [gate]) == 1
+    JUNIT_XSD.validate(path)
+    assert cases(path)["test_humaneval_pass_rate"].find("error") is not None
+    passed = gate.model_copy(update={"outcome": "passed"})
+    assert interrupted_as_error_elements(path, [passed]) == 0

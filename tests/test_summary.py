@@ -28,3 +28,20 @@ def test_stand_in_suffix_and_bracketed_reasons_are_shown_as_text() -> None:
     assert status in text
     assert "upstream said [bold]500[/bold]" in text
     assert "ERROR" in text and "SmolLM2-135M-Instruct (stand-in)" in text
+
+
+def test_notes_are_printed_under_the_table_even_without_verdicts() -> None:
+    from types import SimpleNamespace
+
+    from gates.summary import print_summary
+
+    written: list[str] = []
+    reporter = SimpleNamespace(isatty=lambda: False, _tw=SimpleNamespace(fullwidth=120),
+                               write=written.append)
+    view = SimpleNamespace(platform_kind="remote", gateway_url_redacted="http://gw", run_id="r",
+                           records=[], outputs=SimpleNamespace(ledger="l", catalog="c", doc="d"))
+    note = "INTERRUPTED: gates/x.py::test_y (coder-chat) did not finish; no status written for it"
+    print_summary(view, {}, terminalreporter=reporter, notes=[note])
+    text = "".join(written)
+    assert "gates/x.py::test_y (coder-chat) did not finish" in text.replace("\n", " ").replace("  ", " ")
+    assert "modelgate run r on" not in text  # no empty verdict table
