@@ -266,8 +266,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.records = reports.run_records(state.outputs.ledger, state.run_id)
     # Only complete gates at catalog scope make a status (a gate cut short wrote no record).
     proven = [r for r in state.records if r.kind == "gate"]
-    state.notes = reports.run_notes(kind=kind, why=why, interrupted=interrupted,
-                                    unfinished=_unfinished(config, state))
     if proven:
         state.statuses = write_status(
             config.getoption("--catalog"), state.outputs, {r.alias for r in proven}
@@ -275,7 +273,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     gates = state.outcomes.gates(state.records) if state.outcomes else []
     gates = reports.mark_interrupted(gates, _unfinished(config, state))
     if not gates:
-        return
+        return  # no gate selected (e.g. `pytest tests`): nothing to report
+    state.notes = reports.run_notes(kind=kind, why=why, interrupted=interrupted,
+                                    unfinished=_unfinished(config, state))
     if session.exitstatus == pytest.ExitCode.OK and any(g.outcome != "passed" for g in gates):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a skipped gate did not pass
     xml_path = getattr(config.option, "xmlpath", None)
