@@ -7,14 +7,24 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from deploy.gate_configs import GateConfig, Gates, validate_gate
+from deploy.gate_configs import (
+    EmbeddingsGateConfig,
+    FimGate,
+    GateConfig,
+    Gates,
+    HumanEvalGate,
+    LatencyGate,
+    ToolLoopGate,
+    UsageGate,
+    validate_gate,
+)
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 
@@ -114,6 +124,21 @@ class AliasEntry(_Strict):
         if self.backend != "external" and not self.image:
             raise ValueError(f"backend {self.backend!r} needs an 'image'")
         return self
+
+    @overload
+    def gate(self, name: Literal["humaneval"]) -> HumanEvalGate: ...
+    @overload
+    def gate(self, name: Literal["fim"]) -> FimGate: ...
+    @overload
+    def gate(self, name: Literal["tool_loop"]) -> ToolLoopGate: ...
+    @overload
+    def gate(self, name: Literal["embeddings"]) -> EmbeddingsGateConfig: ...
+    @overload
+    def gate(self, name: Literal["usage"]) -> UsageGate: ...
+    @overload
+    def gate(self, name: Literal["latency"]) -> LatencyGate: ...
+    @overload
+    def gate(self, name: str) -> GateConfig: ...
 
     def gate(self, name: str) -> GateConfig:
         """The typed settings of gate kind `name` (see deploy.gate_configs)."""
