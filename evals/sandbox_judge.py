@@ -171,7 +171,8 @@ def describe(exc: BaseException, source: str, filename: str) -> str:
     lines = source.splitlines()
     if line and 0 < line <= len(lines):
         reason += f" (line {line}: {lines[line - 1].strip()[:120]})"
-    return reason[:400]
+    # The message may quote the candidate's values: no control characters into reports.
+    return "".join(c if c.isprintable() else "?" for c in reason[:400])
 
 
 def _on_alarm(_signum: int, _frame: object) -> None:

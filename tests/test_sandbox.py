@@ -17,6 +17,7 @@ from evals.sandbox import (
     check_source,
     isolation_available,
 )
+from evals.sandbox_values import NotPlainData, decode, encode
 
 SMALL = Limits(cpu_seconds=2, wall_seconds=4, memory_bytes=512 << 20, processes=16, output_bytes=64 << 10)
 ADD = {
@@ -171,3 +172,115 @@ def _commands_with(marker: str) -> list[str]:
         if marker in cmdline and entry.name != str(os.getpid()):
             found.append(cmdline)
     return found
+
+
+# ---------------------------------------------------------------- values cross as plain data
+
+PLAIN_VALUES = [
+    None, True, False, 0, -7, 10 ** 30, 1.5, -0.0, float("inf"), 2 + 3j, "", "é\ud800", b"\x00\xff",
+    [1, [2, (3,)]], (1, "a", None), (), {1, 2}, frozenset({"x"}), {(1, 2): [True], "k": {"n": 1.0}},
+]
+
+
+@pytest.mark.parametrize("value", PLAIN_VALUES, ids=repr)
+def test_plain_values_keep_their_types(value: object) -> None:
+    decoded = decode(encode(value))
+    assert decoded == value and type(decoded) is type(value)
+    assert repr(decoded) == repr(value)  # nested types too (a tuple inside stays a tuple)
+
+
+def test_nan_crosses_as_nan() -> None:
+    decoded = decode(encode(float("nan")))
+    assert type(decoded) is float and decoded != decoded
+
+
+class _IntLike(int):
+    pass
+
+
+@pytest.mark.parametrize("value", [
+    _IntLike(3), [1, _IntLike(2)], object(), (x for x in ()), {"k": print}, type, range(3),
+])
+def test_encode_refuses_what_is_not_plain_data(value: object) -> None:
+    with pytest.raises(NotPlainData, match="is not plain data"):
+        encode(value)
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"{", b'{"t": [1], "s": [2]}', b'{"q": []}', b'{"s": [[1]]}', b'{"d": [[1]]}',
+    b'{"c": ["1", 2]}', b'{"b": "\\u0100"}', b"[" * 100 + b"]" * 100, b"\xff",
+])
+def test_decode_refuses_malformed_bytes(data: bytes) -> None:
+    with pytest.raises(NotPlainData):
+        decode(data)
+
+
+TYPES = {
+    "task_id": "Test/types",
+    "prompt": "def kind(name):\n",
+    "test": (
+        "def check(candidate):\n"
+        "    assert type(candidate('tuple')) is tuple and candidate('tuple') == (1, [2])\n"
+        "    assert type(candidate('tuple')[1]) is list\n"
+        "    assert type(candidate('bool')) is bool and type(candidate('int')) is int\n"
+        "    assert type(candidate('float')) is float and candidate('float') == 1.0\n"
+        "    assert candidate('set') == {1, 2} and type(candidate('set')) is set\n"
+        "    assert candidate('bytes') == b'ab' and candidate('none') is None\n"
+        "    assert candidate(name='dict') == {(1, 2): 'x'}\n"
+    ),
+    "entry_point": "kind",
+}
+TYPES_RIGHT = (
+    "    return {'tuple': (1, [2]), 'bool': True, 'int': 1, 'float': 1.0, 'set': {1, 2},\n"
+    "            'bytes': b'ab', 'none': None, 'dict': {(1, 2): 'x'}}[name]\n"
+)
+
+
+def test_the_check_sees_the_candidates_types(sandbox: Sandbox) -> None:
+    assert sandbox.check_humaneval(TYPES, TYPES_RIGHT).passed
+
+
+@pytest.mark.parametrize(("swap", "line"), [
+    # Lines of the judge's source: one blank line (the empty prelude), then the test.
+    (("(1, [2])", "[1, [2]]"), "line 3"),  # a list where a tuple is expected
+    (("(1, [2])", "(1, (2,))"), "line 3"),  # a nested tuple is not equal to the nested list
+    (("'bool': True", "'bool': 1"), "line 5"),  # int for bool
+    (("'float': 1.0", "'float': 1"), "line 6"),  # int for float
+])
+def test_a_type_swap_is_seen_by_the_check(sandbox: Sandbox, swap: tuple[str, str], line: str) -> None:
+    result = sandbox.check_humaneval(TYPES, TYPES_RIGHT.replace(*swap))
+    assert result.status == "failed" and f"({line}:" in result.reason, result.reason
+
+
+RAISES = {
+    "task_id": "Test/raises",
+    "prompt": "def root(x):\n",
+    "test": (
+        "def check(candidate):\n"
+        "    assert candidate(4) == 2\n"
+        "    try:\n        candidate(-1)\n    except ValueError:\n        pass\n"
+        "    else:\n        raise AssertionError('no ValueError')\n"
+    ),
+    "entry_point": "root",
+}
+
+
+@pytest.mark.parametrize(("completion", "status", "reason"), [
+    ("    if x < 0:\n        raise ValueError('negative')\n    return int(x ** 0.5)\n", "passed", ""),
+    ("    return int(abs(x) ** 0.5)\n", "failed", "AssertionError: no ValueError"),
+    ("    if x < 0:\n        raise KeyError(x)\n    return int(x ** 0.5)\n", "failed",
+     "KeyError: 'raised by the candidate: -1'"),
+    ("    if x < 0:\n        raise _Custom()\n    return int(x ** 0.5)\n"
+     "class _Custom(Exception):\n    pass\n", "failed", "CandidateError: _Custom"),
+])
+def test_the_candidates_exceptions_reach_the_check_by_type(
+    sandbox: Sandbox, completion: str, status: str, reason: str,
+) -> None:
+    result = sandbox.check_humaneval(RAISES, completion)
+    assert (result.status, result.reason[:len(reason)]) == (status, reason)
+
+
+def test_a_test_argument_the_sandbox_cannot_send_is_an_error_not_a_failure(sandbox: Sandbox) -> None:
+    problem = {**ADD, "test": "def check(candidate):\n    assert candidate(object(), 1) == 1\n"}
+    result = sandbox.check_humaneval(problem, "    return b\n")
+    assert result.status == "error" and "cannot send" in result.reason
