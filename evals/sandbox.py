@@ -19,6 +19,7 @@ process, started on first use.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -41,7 +42,7 @@ from typing import Literal
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.sandbox_judge import trusted_check_source
+from evals.sandbox_judge import prepare, trusted_check_source
 
 Status = Literal["passed", "failed", "timeout", "error"]
 Isolation = Literal["auto", "namespaces", "process"]
@@ -88,6 +89,10 @@ def candidate_program(problem: dict, completion: str) -> str:
 def check_source(problem: dict) -> str:
     """What runs in the trusted judge: the problem's test and the prompt's helpers and imports."""
     return trusted_check_source(problem["prompt"], problem["test"], problem["entry_point"])
+
+
+# Compiled once per problem here, not once per sample in each supervisor.
+_judge_plan = functools.lru_cache(maxsize=1024)(prepare)
 
 
 def minimal_env(home: str) -> dict[str, str]:
@@ -139,6 +144,9 @@ class _ForkServer:
             raise SandboxUnavailable(f"sandbox fork server ({_WORKER.name}) did not start: {exc}") from exc
         if not isinstance(hello, dict):
             raise SandboxUnavailable(f"sandbox fork server ({_WORKER.name}) exited at start")
+        if hello.get("version") != sys.version:  # the judge's code objects are marshalled here
+            raise SandboxUnavailable(f"sandbox fork server runs Python {hello.get('version')}, "
+                                     f"not this process's {sys.version}")
         parent.settimeout(None)
         self._sock, self.isolation, self.why_not = parent, bool(hello["isolation"]), hello["why"]
 
@@ -250,7 +258,8 @@ class Sandbox:
 
     def check_humaneval(self, problem: dict, completion: str) -> SandboxResult:
         """Run the completion in the sandbox and the problem's `check` against it, outside."""
-        program, check = candidate_program(problem, completion), check_source(problem)
+        program = candidate_program(problem, completion)
+        check = _judge_plan(problem["prompt"], problem["test"], problem["entry_point"])
         if self.isolated:
             with _slot_uid(self.uid_base) as uid:
                 return self._run(program, check, problem["entry_point"], uid)
@@ -267,7 +276,7 @@ class Sandbox:
 
     # ------------------------------------------------------------ one run
 
-    def _run(self, program: str, check: str, entry_point: str, uid: int | None) -> SandboxResult:
+    def _run(self, program: str, check: bytes, entry_point: str, uid: int | None) -> SandboxResult:
         folder = tempfile.mkdtemp(prefix="modelgate-sbx-")
         opened: list[int] = []
         try:
@@ -282,7 +291,7 @@ class Sandbox:
             code = program.encode("utf-8", "surrogatepass")
             # The program first (its length on a line of its own), then the test code: the
             # supervisor reads the test only after the program's process was forked.
-            self._load(payload_w, b"%d\n" % len(code) + code + check.encode("utf-8", "surrogatepass"))
+            self._load(payload_w, b"%d\n" % len(code) + code + check)
             request = {
                 "uid": uid, "folder": folder, "isolate": self.isolated, "env": minimal_env(folder),
                 "entry_point": entry_point,

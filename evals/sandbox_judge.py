@@ -10,22 +10,30 @@ forges or overrides (`__eq__`, `__repr__`, exit codes, pass markers) can reach i
 
 from __future__ import annotations
 
+import ast
 import builtins
 import json
+import marshal
 import os
 import select
 import signal
 import struct
 import time
+from collections import deque
 from typing import Any
 
 from evals.sandbox_values import NotPlainData, decode, encode
 
 FRAME = struct.Struct(">I")  # every message on the pipes: a 4-byte length, then the bytes
-# What the program sends: ready after its code loaded, or why it did not load; per call a value,
-# the exception it raised, or why its return value is not plain data.
+# What the program sends: first whether its sandbox was set up (written before any of the
+# candidate's code ran, so the candidate cannot pass its failure off as ours), then ready after
+# its code loaded or why it did not load, then per call a value, the exception it raised, or why
+# its return value is not plain data.
+SETUP_OK, SETUP_FAILED = b"S", b"F"
 READY, LOAD_FAILED, VALUE, RAISED, NOT_PLAIN = b"R", b"E", b"V", b"X", b"N"
 REASON_CHARS = 300
+# Calls sent ahead must fit the pipe's buffer: the judge writes them all before it reads a reply.
+AHEAD_BYTES = 32 << 10
 
 
 class Stop(BaseException):
@@ -73,8 +81,15 @@ class Channel:
                 return
         raise Stop("timeout", f"wall timeout {self.wall_s:g}s")
 
+    def send_many(self, payloads: list[bytes]) -> None:
+        """Several frames in one write (the caller keeps them within the pipe's buffer)."""
+        self.send_frames(b"".join(FRAME.pack(len(p)) + p for p in payloads))
+
     def send(self, payload: bytes) -> None:
-        view = memoryview(FRAME.pack(len(payload)) + payload)
+        self.send_frames(FRAME.pack(len(payload)) + payload)
+
+    def send_frames(self, data: bytes) -> None:
+        view = memoryview(data)
         while view:
             self._wait(self.write_fd, for_write=True)
             try:
@@ -118,10 +133,18 @@ def _raised(name: str, message: str) -> BaseException:
 
 
 class Candidate:
-    """What `check` calls: sends the arguments, returns the plain value that comes back."""
+    """What `check` calls: sends the arguments, returns the plain value that comes back.
 
-    def __init__(self, channel: Channel, name: str) -> None:
+    Calls predicted by `predicted_calls` are sent ahead, all at once, so the program answers
+    them back to back instead of one round trip each; a call that does not match the next
+    prediction drops the rest (their answers are read and discarded) and goes on one at a time.
+    """
+
+    def __init__(self, channel: Channel, name: str, ahead: list[bytes] = ()) -> None:
         self._channel, self.__name__ = channel, name
+        self._ahead: deque[bytes] = deque(ahead)
+        if self._ahead:
+            channel.send_many(list(self._ahead))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -129,8 +152,16 @@ class Candidate:
         except NotPlainData as exc:  # the test's own arguments: our limitation, not the model's
             raise Stop("error", f"the test passes {self.__name__} an argument the sandbox "
                                 f"cannot send: {exc}") from None
-        self._channel.send(request)
-        reply = self._channel.recv()
+        if self._ahead and self._ahead[0] == request:
+            self._ahead.popleft()
+        else:
+            while self._ahead:  # a wrong prediction: drain the answers sent for it
+                self._ahead.popleft()
+                self._channel.recv()
+            self._channel.send(request)
+        return self._reply(self._channel.recv())
+
+    def _reply(self, reply: bytes) -> Any:
         kind, body = reply[:1], reply[1:]
         if kind == VALUE:
             try:
@@ -144,6 +175,60 @@ class Candidate:
         if kind == NOT_PLAIN:
             raise Stop("failed", f"{self.__name__} returned {_text(body)}")
         raise Stop("failed", f"the candidate broke the call protocol (message {_text(reply[:40])!r})")
+
+
+_BRANCHING = (ast.BoolOp, ast.IfExp, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
+              ast.Lambda, ast.NamedExpr)
+_SIMPLE = (ast.Assert, ast.Expr, ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom, ast.Pass)
+
+
+def _calls_in_order(node: ast.AST, names: set[str]) -> list[ast.Call] | None:
+    """The calls of `names` in `node`, in evaluation order; None if `node` may skip or repeat
+    some (short-circuits, conditionals, comprehensions, lambdas)."""
+    found: list[ast.Call] = []
+
+    def visit(item: ast.AST) -> bool:
+        if isinstance(item, _BRANCHING):
+            return not any(isinstance(n, ast.Call) for n in ast.walk(item))
+        for child in ast.iter_child_nodes(item):  # fields in order: operands before the call
+            if not visit(child):
+                return False
+        if isinstance(item, ast.Call) and isinstance(item.func, ast.Name) and item.func.id in names:
+            found.append(item)
+        return True
+
+    return found if visit(node) else None
+
+
+def predicted_calls(check_source: str, entry_point: str) -> list[tuple[tuple, dict]]:
+    """The candidate calls `check` makes first whatever the answers, as long as it passes: the
+    calls with literal arguments in its leading straight-line statements (most HumanEval checks
+    are nothing else). Only a prediction: every real call is still matched against it."""
+    try:
+        module = ast.parse(check_source)
+    except SyntaxError:
+        return []
+    check = next((n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "check"),
+                 None)
+    if check is None or not check.args.args:
+        return []
+    names, calls = {check.args.args[0].arg, entry_point}, []
+    for statement in check.body:
+        found = _calls_in_order(statement, names) if isinstance(statement, _SIMPLE) else None
+        if found is None:
+            break
+        try:
+            new = [(tuple(ast.literal_eval(a) for a in call.args),
+                    {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg})
+                   for call in found
+                   if not any(isinstance(a, ast.Starred) for a in call.args)
+                   and all(k.arg for k in call.keywords)]
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            break
+        if len(new) != len(found):
+            break
+        calls += new
+    return calls
 
 
 def _raised_fields(body: bytes) -> tuple[str, str]:
@@ -179,22 +264,52 @@ def _on_alarm(_signum: int, _frame: object) -> None:
     raise Stop("timeout", "wall timeout (the check itself ran out of time)")
 
 
-def judge(check_source: str, entry_point: str, channel: Channel) -> tuple[str, str]:
+def prepare(prompt: str, test: str, entry_point: str) -> bytes:
+    """What the judge needs for one problem, made once in the parent (which caches it per problem)
+    and handed to the supervisor on the payload pipe: the trusted source, its code object, and the
+    predicted calls already encoded. Marshal is safe here: only the parent writes that pipe, and
+    the fork server runs the parent's own interpreter (checked when it starts)."""
+    source = trusted_check_source(prompt, test, entry_point)
+    try:
+        code = compile(source, "<check>", "exec")
+    except SyntaxError:
+        code = None
+    ahead, size = [], 0
+    for args, kwargs in predicted_calls(source, entry_point) if code else []:
+        try:
+            request = encode((args, kwargs))
+        except NotPlainData:
+            break
+        size += FRAME.size + len(request)
+        if size > AHEAD_BYTES:
+            break
+        ahead.append(request)
+    return marshal.dumps((source, code, ahead))
+
+
+def judge(plan: bytes, entry_point: str, channel: Channel) -> tuple[str, str]:
     """Wait for the program to load, then run `check(candidate)` here: (status, reason).
 
     Raises ProgramGone when the program went away: then its exit status says why.
     """
+    source, code, ahead = marshal.loads(plan)
+    # Sent before the program is even ready: it finds them waiting once its code loaded.
+    candidate = Candidate(channel, entry_point, ahead)
+    setup = channel.recv()
+    if setup != SETUP_OK:
+        return "error", "sandbox setup failed: " + _text(setup[1:] if setup[:1] == SETUP_FAILED else setup)
     first = channel.recv()
     if first[:1] == LOAD_FAILED:
         return "failed", _text(first[1:])
     if first != READY:
         return "failed", f"the candidate broke the call protocol (message {_text(first[:40])!r})"
+    if code is None:
+        return "error", "the problem's test code does not compile"
     namespace: dict[str, Any] = {"__name__": "__check__"}
     try:
-        exec(compile(check_source, "<check>", "exec"), namespace)
+        exec(code, namespace)
     except Exception as exc:
-        return "error", "the problem's test code did not load: " + describe(exc, check_source, "<check>")
-    candidate = Candidate(channel, entry_point)
+        return "error", "the problem's test code did not load: " + describe(exc, source, "<check>")
     namespace[entry_point] = candidate  # some checks call the entry point by name
     # A backstop for work that never reaches a pipe wait (a check or a decode that runs long).
     previous = signal.signal(signal.SIGALRM, _on_alarm)
@@ -204,7 +319,7 @@ def judge(check_source: str, entry_point: str, channel: Channel) -> tuple[str, s
     except Stop:
         raise
     except Exception as exc:
-        return "failed", describe(exc, check_source, "<check>")
+        return "failed", describe(exc, source, "<check>")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

