@@ -184,14 +184,18 @@ _SIMPLE = (ast.Assert, ast.Expr, ast.Assign, ast.AnnAssign, ast.Import, ast.Impo
 
 def _calls_in_order(node: ast.AST, names: set[str]) -> list[ast.Call] | None:
     """The calls of `names` in `node`, in evaluation order; None if `node` may skip or repeat
-    some (short-circuits, conditionals, comprehensions, lambdas)."""
+    some (short-circuits, conditionals, comprehensions, lambdas) or hands the candidate on
+    (`helper(candidate)`), so that it could be called where no prediction can see it."""
     found: list[ast.Call] = []
 
     def visit(item: ast.AST) -> bool:
         if isinstance(item, _BRANCHING):
             return not any(isinstance(n, ast.Call) for n in ast.walk(item))
+        if isinstance(item, ast.Name) and item.id in names:
+            return False  # only reached for a name that is not the callee of a call
         for child in ast.iter_child_nodes(item):  # fields in order: operands before the call
-            if not visit(child):
+            callee = isinstance(item, ast.Call) and child is item.func
+            if not (callee and isinstance(child, ast.Name)) and not visit(child):
                 return False
         if isinstance(item, ast.Call) and isinstance(item.func, ast.Name) and item.func.id in names:
             found.append(item)
@@ -203,7 +207,8 @@ def _calls_in_order(node: ast.AST, names: set[str]) -> list[ast.Call] | None:
 def predicted_calls(check_source: str, entry_point: str) -> list[tuple[tuple, dict]]:
     """The candidate calls `check` makes first whatever the answers, as long as it passes: the
     calls with literal arguments in its leading straight-line statements (most HumanEval checks
-    are nothing else). Only a prediction: every real call is still matched against it."""
+    are nothing else). Nothing is predicted when code outside `check` names the entry point
+    (a helper could call it). Only a prediction: every real call is still matched against it."""
     try:
         module = ast.parse(check_source)
     except SyntaxError:
@@ -211,6 +216,9 @@ def predicted_calls(check_source: str, entry_point: str) -> list[tuple[tuple, di
     check = next((n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "check"),
                  None)
     if check is None or not check.args.args:
+        return []
+    outside = [n for n in module.body if n is not check]
+    if any(isinstance(n, ast.Name) and n.id == entry_point for part in outside for n in ast.walk(part)):
         return []
     names, calls = {check.args.args[0].arg, entry_point}, []
     for statement in check.body:

@@ -387,9 +387,7 @@ def _supervise(req: dict, fds: list[int]) -> None:
         except OSError:
             pass
         _sweep(req["folder"])
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    report = {"status": verdict, "reason": reason, "exit": status, "cpu": round(cpu, 3),
-              "judge_cpu": round(own.ru_utime + own.ru_stime, 4), "judge_minflt": own.ru_minflt}
+    report = {"status": verdict, "reason": reason, "exit": status, "cpu": round(cpu, 3)}
     os.write(status_w, (json.dumps(report) + "\n").encode())
 
 

@@ -17,6 +17,7 @@ from evals.sandbox import (
     check_source,
     isolation_available,
 )
+from evals.sandbox_judge import predicted_calls
 from evals.sandbox_values import NotPlainData, decode, encode
 
 SMALL = Limits(cpu_seconds=2, wall_seconds=4, memory_bytes=512 << 20, processes=16, output_bytes=64 << 10)
@@ -284,3 +285,69 @@ def test_a_test_argument_the_sandbox_cannot_send_is_an_error_not_a_failure(sandb
     problem = {**ADD, "test": "def check(candidate):\n    assert candidate(object(), 1) == 1\n"}
     result = sandbox.check_humaneval(problem, "    return b\n")
     assert result.status == "error" and "cannot send" in result.reason
+
+
+# ---------------------------------------------------------------- calls sent ahead
+
+
+def test_straight_line_literal_calls_are_predicted_in_order() -> None:
+    source = (
+        "import math\n\n\ndef check(candidate):\n"
+        "    assert candidate([1, 2], k=3) == 1\n"
+        "    assert tuple(candidate('a')) == tuple(entry('b'))\n"
+        "    assert True, 'a message'\n"
+        "    assert candidate(x) == 2\n"  # a name, not a literal: the prediction stops here
+        "    assert candidate(9) == 9\n"
+    )
+    assert predicted_calls(source, "entry") == [(([1, 2],), {"k": 3}), (("a",), {}), (("b",), {})]
+
+
+@pytest.mark.parametrize("statement", [
+    "for i in range(3):\n        assert candidate(i) == i",
+    "assert candidate(1) == 1 or candidate(2) == 2",
+    "assert all(candidate(i) for i in (1, 2))",
+    "assert candidate(*[1]) == 1",
+    "assert helper(candidate) == 1",  # the helper may call it: nothing after is predicted
+])
+def test_calls_that_may_be_skipped_or_repeated_are_not_predicted(statement: str) -> None:
+    source = f"def check(candidate):\n    {statement}\n    assert candidate(7) == 7\n"
+    assert predicted_calls(source, "f") == []
+
+
+STATEFUL = {
+    "task_id": "Test/stateful",
+    "prompt": "def nth(tag):\n",
+    # The helper gets the candidate: nothing is predicted from there on.
+    "test": (
+        "def first(candidate):\n    return candidate('helper')\n\n\n"
+        "def check(candidate):\n"
+        "    assert first(candidate) == (1, 'helper')\n"
+        "    assert candidate('a') == (2, 'a')\n"
+        "    assert candidate('b') == (3, 'b')\n"
+    ),
+    "entry_point": "nth",
+}
+
+
+@pytest.mark.parametrize(("test", "status"), [
+    (STATEFUL["test"].replace("    assert first(candidate) == (1, 'helper')\n", ""), "failed"),
+    (STATEFUL["test"], "passed"),
+    (STATEFUL["test"].replace("    assert first(candidate) == (1, 'helper')\n", "")
+     .replace("(2, 'a')", "(1, 'a')").replace("(3, 'b')", "(2, 'b')"), "passed"),
+])
+def test_calls_sent_ahead_keep_the_candidates_call_order(
+    sandbox: Sandbox, test: str, status: str,
+) -> None:
+    """A candidate with state sees the calls in the check's order when the prediction holds."""
+    completion = "    CALLS.append(tag)\n    return (len(CALLS), tag)\n\n\nCALLS = []\n"
+    assert sandbox.check_humaneval({**STATEFUL, "test": test}, completion).status == status
+
+
+def test_a_wrong_prediction_is_drained_and_the_check_goes_on(sandbox: Sandbox) -> None:
+    """eval() hides a call from the prediction: the answers sent ahead are read and dropped, and
+    the real calls are answered one by one (a pure function's verdict does not change)."""
+    test = ("def check(candidate):\n    assert eval('candidate')(10, 1) == 11\n"
+            "    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n")
+    assert predicted_calls(test, "add") == [((2, 3), {}), ((-1, 1), {})]
+    assert sandbox.check_humaneval({**ADD, "test": test}, "    return a + b\n").passed
+    assert sandbox.check_humaneval({**ADD, "test": test}, "    return a * b + 1\n").status == "failed"
