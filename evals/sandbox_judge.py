@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import fcntl
 import json
 import marshal
 import os
@@ -142,7 +143,14 @@ class Candidate:
 
     def __init__(self, channel: Channel, name: str, ahead: list[bytes] = ()) -> None:
         self._channel, self.__name__ = channel, name
-        self._ahead: deque[bytes] = deque(ahead)
+        # Everything sent ahead must fit in the pipe at once (a busy machine may shrink pipes).
+        room = min(AHEAD_BYTES, fcntl.fcntl(channel.write_fd, fcntl.F_GETPIPE_SZ) // 2)
+        self._ahead: deque[bytes] = deque()
+        for request in ahead:
+            room -= FRAME.size + len(request)
+            if room < 0:
+                break
+            self._ahead.append(request)
         if self._ahead:
             channel.send_many(list(self._ahead))
 
