@@ -91,8 +91,14 @@ def check_source(problem: dict) -> str:
     return trusted_check_source(problem["prompt"], problem["test"], problem["entry_point"])
 
 
-# Compiled once per problem here, not once per sample in each supervisor.
-_judge_plan = functools.lru_cache(maxsize=1024)(prepare)
+_plan_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1024)
+def _judge_plan(prompt: str, test: str, entry_point: str) -> bytes:
+    """Compiled once per problem here, not once per sample in each supervisor."""
+    with _plan_lock:  # ast.parse from several threads trips CPython 3.11's AST depth check
+        return prepare(prompt, test, entry_point)
 
 
 def minimal_env(home: str) -> dict[str, str]:

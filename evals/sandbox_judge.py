@@ -290,8 +290,12 @@ def prepare(prompt: str, test: str, entry_point: str) -> bytes:
         code = compile(source, "<check>", "exec")
     except SyntaxError:
         code = None
+    try:
+        predicted = predicted_calls(source, entry_point) if code else []
+    except Exception:  # only a speed-up: without a prediction every call is a round trip
+        predicted = []
     ahead, size = [], 0
-    for args, kwargs in predicted_calls(source, entry_point) if code else []:
+    for args, kwargs in predicted:
         try:
             request = encode((args, kwargs))
         except NotPlainData:
