@@ -4,7 +4,8 @@
 #
 # A browser download at run time cannot work on the CI machines, so the browser comes from
 # Debian's own packages (chromium, and chromium-driver for anyone who drives it with selenium).
-# Needs root or passwordless sudo on a machine without Chromium; MODELGATE_SKIP_BROWSER=1 skips.
+# Needs root or passwordless sudo on a machine without Chromium (else it warns and goes on);
+# MODELGATE_SKIP_BROWSER=1 skips it.
 set -euo pipefail
 
 step() { printf '==> %s\n' "$*"; }
@@ -23,9 +24,10 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
   SUDO=(sudo -n)
 else
-  echo "install-browser: /usr/bin/chromium is missing and this user cannot run apt-get;" \
-       "install the 'chromium' package as root (or set MODELGATE_SKIP_BROWSER=1)" >&2
-  exit 1
+  # Not fatal: `make gate` needs no browser; the browser test fails and names this script.
+  echo "install-browser: WARNING: /usr/bin/chromium is missing and this user cannot run" \
+       "apt-get; install the 'chromium' package as root for the report's browser test" >&2
+  exit 0
 fi
 
 step "installing headless Chromium from the system's packages (chromium, chromium-driver)"

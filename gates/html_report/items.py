@@ -143,7 +143,7 @@ def _humaneval(row: dict[str, Any]) -> Item:
                            ("extracted code", row.get("code")),
                            ("completion run in the sandbox", row.get("completion"))),
         fields={"served model": row.get("served_model"), "sandbox status": row.get("status"),
-                "attempts": call.get("attempts"), "latency s": call.get("latency_s"),
+                "attempts": call.get("attempts"), "latency s": _round(call.get("latency_s")),
                 "HTTP status": call.get("status")},
     )
 
@@ -246,6 +246,10 @@ def _generic(row: dict[str, Any], number: int) -> Item:
                 prompt_tokens=_int(row.get("prompt_tokens")),
                 completion_tokens=_int(row.get("completion_tokens")),
                 cost_usd=_float(row.get("cost_usd")), fields=row)
+
+
+def _round(value: Any) -> Any:
+    return round(value, 3) if isinstance(value, float) else value
 
 
 def _int(value: Any) -> int | None:

@@ -75,7 +75,8 @@ def spend_block(spend: Spend | None) -> str:
         meter = (f'<meter min="0" max="{spend.budget_usd:g}" high="{0.8 * spend.budget_usd:g}" '
                  f'value="{min(spend.spent_usd, spend.budget_usd):g}"></meter>')
     if spend.gate_cost_usd is not None:
-        parts.append(f"; this gate's requests {esc(_money(spend.gate_cost_usd))}")
+        parts[-1] += ";"
+        parts.append(f"this gate's requests {esc(_money(spend.gate_cost_usd))}")
     note = f'<div class="sub">{esc(spend.note)}</div>' if spend.note else ""
     return f'<div class="spend">Key spend: {" ".join(parts)} {meter}{note}</div>'
 
