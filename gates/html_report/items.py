@@ -22,8 +22,8 @@ STATUS_RANK: dict[Status, int] = {"error": 0, "fail": 1, "other": 2, "pass": 3} 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _STATUS_WORDS: dict[str, Status] = {
-    "pass": "pass", "passed": "pass", "ok": "pass", "true": "pass",
-    "fail": "fail", "failed": "fail", "timeout": "fail", "false": "fail",
+    "pass": "pass", "passed": "pass", "ok": "pass",
+    "fail": "fail", "failed": "fail", "timeout": "fail",
     "error": "error", "sandbox_error": "error",
 }
 
@@ -51,6 +51,8 @@ class Item(BaseModel):
 
 
 def status_of(word: Any) -> tuple[Status, str]:
+    if isinstance(word, bool):
+        return ("pass", "passed") if word else ("fail", "failed")
     text = str(word).lower() if word is not None else "unknown"
     return _STATUS_WORDS.get(text, "other"), text
 

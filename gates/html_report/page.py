@@ -123,7 +123,7 @@ def item_block(item: Item, opened: bool) -> str:
     return (
         f'<details class="item" data-status="{esc(item.status)}"{" open" if opened else ""}>'
         f"<summary>{badge(item.status, item.status_word)} <span class=\"title\">{esc(item.title)}</span>"
-        f' <span class="short">{esc(short)}</span> <span class="meta">{esc(meta)}</span></summary>'
+        f' <span class="meta">{esc(meta)}</span> <span class="short">{esc(short)}</span></summary>'
         f'<div class="body">{reason}{"".join(_section(s) for s in item.sections)}'
         f"{fields_table(item.fields)}</div></details>"
     )
@@ -175,7 +175,7 @@ details.item{border:1px solid var(--line);border-radius:6px;margin:4px 0;backgro
 details.item[data-status=fail],details.item[data-status=error]{background:#fff8f8}
 details.item>summary{cursor:pointer;padding:5px 8px}
 details.item .title{font-weight:600;font-family:ui-monospace,monospace}
-details.item .short{color:#57606a;font-size:12px}details.item .meta{float:right;color:#57606a;font-size:12px}
+details.item .short{color:#57606a;font-size:12px}details.item .meta{color:#57606a;font-size:12px;margin-right:8px}
 details.item .body{padding:4px 12px 10px}
 details.items>summary{cursor:pointer;color:#0969da}
 details.section>summary{cursor:pointer;font-weight:600;margin-top:6px}

@@ -68,6 +68,5 @@ def spend_of(record: GateRecord, rows: list[dict[str, Any]]) -> Spend | None:
         return Spend(spent_usd=spent, budget_usd=budget, gate_cost_usd=_num(extra.get("cost_usd")),
                      source="gate key (response headers)")
     if _num(extra.get("cost_usd")) is not None:
-        return Spend(spent_usd=_num(extra["cost_usd"]), source="this gate's requests",
-                     gate_cost_usd=_num(extra["cost_usd"]))
+        return Spend(spent_usd=_num(extra["cost_usd"]), source="this gate's requests")
     return None
