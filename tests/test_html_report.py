@@ -50,6 +50,7 @@ class Dom(HTMLParser):
         self.overview: list[str] = []
         self.ids: set[str] = set()
         self.plots: list[str] = []
+        self.meters: list[dict] = []
         self.attrs_of: dict[str, dict] = {}
         self.title = ""
         self._open: list[dict] = []
@@ -68,6 +69,8 @@ class Dom(HTMLParser):
             self.attrs_of["body"] = attrs
         if tag == "title":
             self._in_title = True
+        if tag == "meter":
+            self.meters.append(attrs)
         if tag == "figure" and "plot" in (attrs.get("class") or ""):
             self.plots.append(attrs.get("data-metric", ""))
         if tag == "tr" and self._row is None and not self._open:
@@ -180,6 +183,19 @@ def test_latency_plots_are_svg_with_the_slo_line(rendered: Dom) -> None:
     assert rendered.plots == ["TTFT", "ITL", "E2E"]
     for metric in ("ttft", "itl", "e2e"):
         assert f"slo-{metric}" in rendered.ids and f"p95-{metric}" in rendered.ids
+
+
+def test_the_keys_spend_is_shown_against_its_budget(control_run, rendered: Dom) -> None:
+    _, _, outputs = control_run
+    agent = next(r for r in Ledger(outputs / "ledger.jsonl").records() if r.gate == "tool_loop")
+    spend = agent.extra["spend"]
+    text = control_run[0].read_text()
+    assert (f"<strong>gate key</strong>: spent {spend['key_spend_usd']:.6f} USD of a "
+            f"{spend['max_budget_usd']:.6f} USD budget") in text
+    # HumanEval's key (from the gateway's headers), the agent's key, the embeddings budget key.
+    budgets = sorted(float(m["max"]) for m in rendered.meters)
+    assert len(budgets) == 3 and budgets[0] < budgets[-1]
+    assert "<strong>virtual key</strong>: spent" in text  # the FIM key: spend, no budget
 
 
 def test_the_filter_works_in_the_browser(control_run, tmp_path: Path) -> None:
