@@ -279,3 +279,13 @@ def test_a_missing_details_file_is_a_note_not_a_crash(tmp_path: Path) -> None:
     text = render_html_report(report, ledger)
     assert "details file ledger.details/gone.jsonl not readable" in text
     assert "HumanEval 0/1 = 0% (≥70% gate)" in text
+
+
+def test_a_gate_without_a_verdict_shows_pytests_message(tmp_path: Path) -> None:
+    report, ledger = _report(tmp_path, [])
+    broken = GateOutcome(test="gates/x/test_x.py::test_x", alias="embeddings", outcome="error",
+                         verdict="error", message=f"setup broke: <b>{SECRET}</b>")
+    report = report.model_copy(update={"gates": [*report.gates, broken]})
+    text = render_html_report(report, ledger)
+    assert text.count("no verdict recorded") == 1 and "No verdict recorded (error)." in text
+    assert "setup broke: &lt;b&gt;sk-..." in text and SECRET not in text
