@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml scripts/install-platform.sh
 	touch $@
 
 setup: $(STAMP)
+	bash scripts/install-browser.sh
 
 gate: setup
 	$(VENV)/bin/pytest $(GATE_ARGS)
