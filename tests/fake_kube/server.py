@@ -315,7 +315,8 @@ class FakeKube:
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
                                               "name": name, "uid": dep["metadata"]["uid"],
                                               "controller": True}]},
-            "spec": {"replicas": wanted}, "status": {}})
+            "spec": {"replicas": wanted, "selector": copy.deepcopy(dep["spec"]["selector"])},
+            "status": {"replicas": wanted}})
         pods = [self._pod(dep, f"{name}-{digest}-{i}", digest, script, shown) for i in range(wanted)]
         keep = {p["metadata"]["name"] for p in pods}
         for key in [k for k, o in self.objects.items() if k[0] == "pods" and k[1] == ns
