@@ -35,6 +35,7 @@ from deploy.k8s.manifests import (
     ISVC_PLURAL,
     ISVC_VERSION,
     Plan,
+    kind_of,
     plan,
 )
 from deploy.k8s.readiness import Readiness, deployment_readiness, isvc_readiness
@@ -113,7 +114,7 @@ class KubernetesDeployer:
             raise ClusterUnavailable(
                 f"Kubernetes API at {host} is unreachable: {type(exc).__name__}"
             ) from None
-        kserve = [e for e in entries if self._plan(e).kind == "kserve"]
+        kserve = [e for e in entries if kind_of(e, self.settings.prefer_kserve) == "kserve"]
         if kserve:
             try:
                 cluster.custom.list_namespaced_custom_object(
