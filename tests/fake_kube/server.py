@@ -139,13 +139,16 @@ class FakeKube:
                logs: list[str] | None = None) -> None:
         self.scripts[name] = Script(scenario=scenario, after_reads=after_reads, logs=logs or [])
 
-    def put(self, obj: dict[str, Any], manager: str = "kubectl") -> dict[str, Any]:
-        """Create an object as another client would (a pre-existing workload)."""
+    def put(self, obj: dict[str, Any], manager: str = "kubectl",
+            operation: Literal["Update", "Apply"] = "Update") -> dict[str, Any]:
+        """Create an object as another client would (a pre-existing workload; `Apply` for a
+        GitOps controller that uses server-side apply)."""
         plural = next(r.plural for r in RESOURCES.values() if r.kind == obj["kind"])
         meta = obj["metadata"]
         with self._lock:
+            self.namespaces.add(meta["namespace"])
             return copy.deepcopy(self._write(RESOURCES[plural], meta["namespace"], meta["name"],
-                                             obj, manager, "Update"))
+                                             obj, manager, operation, force=True))
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
