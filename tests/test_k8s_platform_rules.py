@@ -259,3 +259,32 @@ def test_the_api_error_body_is_kept() -> None:
                                                    "field": ".spec.replicas"}]}})
     conflict = conflict_of(exc)
     assert (conflict.managers, conflict.fields) == (["flux"], [".spec.replicas"])
+
+
+def _bare_gpu_pod(terminating: bool) -> dict:
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "notebook-0", "namespace": "research", "labels": {"app": "nb"}},
+           "spec": {"nodeName": "gpu-node-1", "containers": [{
+               "name": "jupyter", "image": "jupyter/base:2026-01",
+               "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+    stored = {"status": {"phase": "Running"}}
+    if terminating:
+        stored["metadata"] = {"deletionTimestamp": "2026-01-01T00:00:00Z"}
+    return pod, stored
+
+
+@pytest.mark.parametrize("terminating", [False, True])
+def test_a_bare_pod_holder(cube: Cube, terminating: bool) -> None:
+    pod, stored = _bare_gpu_pod(terminating)
+    cube.kube.put(pod)
+    obj = cube.kube.objects[("pods", "research", "notebook-0")]
+    obj["status"] = stored["status"]
+    obj["metadata"].update(stored.get("metadata", {}))
+    dep = deployer(cube.url, scale_gpu_holder=True, scale_down_timeout_s=0.2)
+    with pytest.raises(GpuHeld) as info:
+        dep.deploy(entry("coder-chat"))
+    if terminating:  # waited out for a while, then reported as not released
+        assert info.value.reason == "GPUNotReleased" and "still held after 0.2s" in str(info.value)
+    else:  # nothing the option may scale: a bare Pod is not restorable
+        assert "scales Deployments only, not a bare Pod" in str(info.value)
+    assert "pod research/notebook-0" in str(info.value)

@@ -27,7 +27,7 @@ from deploy.k8s.config import KubeSettings, api_client_from
 from deploy.k8s.diagnose import Diagnosis, diagnose_pods, events_of
 from deploy.k8s.errors import ApplyConflict, ClusterUnavailable, DeployError, GpuHeld
 from deploy.k8s.gpu_exclusive import ReplicaBook
-from deploy.k8s.gpu_preflight import gpu_state
+from deploy.k8s.gpu_preflight import GpuState, Holder, gpu_state
 from deploy.k8s.kserve_preflight import kserve_problems
 from deploy.k8s.manifests import (
     HF_OPENAI_PREFIX,
@@ -232,19 +232,28 @@ class KubernetesDeployer:
 
     def _ensure_gpu(self, entry: AliasEntry, p: Plan, where: str) -> None:
         """Enough free GPUs for this alias, or an error naming who holds them (or, when the
-        user allowed it, those holders scaled to zero until the end of the run)."""
+        user allowed it, those holders scaled to zero until the end of the run). Pods the suite
+        just stopped, or any pod already terminating, are waited out, not blamed."""
+        retrying = Retrying(
+            stop=stop_after_delay(self.settings.scale_down_timeout_s),
+            wait=wait_fixed(self.settings.poll_interval_s),
+            retry=retry_if_result(lambda r: r is not None and r[1])
+            | retry_if_exception(_transient),
+            sleep=self.sleep,
+        )
         try:
-            state = gpu_state(self.cluster)
-        except client.ApiException as exc:
-            if exc.status in (401, 403):  # a namespaced service account may not list nodes
-                log.warning("cannot list nodes or pods (%s): GPU preflight skipped", exc.status)
-                return
-            raise
-        own = [h for h in state.holders if h.namespace == p.namespace
-               and p.pod_selector.items() <= h.labels.items()]
-        free = state.free + sum(h.gpus for h in own)  # Recreate replaces our own pod
-        if free >= p.gpu_count:
+            found = retrying(self._gpu_shortfall, p)
+        except RetryError as exc:
+            found = exc.last_attempt.result() if not exc.last_attempt.failed else None
+            if found is None:
+                raise DeployError(entry.alias, where, "Unreachable",
+                                  f"API errors while checking GPUs: {exc.last_attempt.exception()}"
+                                  ) from None
+        if found is None:
             return
+        state, waited = found
+        own = [h for h in state.holders if self._is_own(h, p)]
+        free = state.free + sum(h.gpus for h in own)
         gpu_info = {"allocatable": state.allocatable, "in_use": state.in_use,
                     "nodes": state.nodes, "holders": [h.model_dump() | {"owner": h.owner}
                                                       for h in state.holders]}
@@ -255,6 +264,11 @@ class KubernetesDeployer:
                           {"gpu": gpu_info})
         foreign = [h for h in state.holders if h not in own]
         named = "; ".join(h.describe() for h in foreign)
+        if waited:
+            raise GpuHeld(entry.alias, where, "GPUNotReleased",
+                          f"needs {p.gpu_count} nvidia.com/gpu, {free} of {state.allocatable} "
+                          f"free: still held after {self.settings.scale_down_timeout_s}s by "
+                          f"{named} (stopping or terminating)", {"gpu": gpu_info})
         if not self.settings.scale_gpu_holder:
             raise GpuHeld(entry.alias, where, "GPUHeld",
                           f"needs {p.gpu_count} nvidia.com/gpu, {free} of {state.allocatable} "
@@ -272,6 +286,34 @@ class KubernetesDeployer:
                         holder.owner, entry.alias)
             self.book.scale(HOLDER, owner, 0, gpu=True)
             self._wait_settled(owner)
+
+    def _gpu_shortfall(self, p: Plan) -> tuple[GpuState, bool] | None:
+        """None when enough GPUs are free (or they cannot be counted); else the state and
+        whether waiting can help (only the suite's own or terminating pods are in the way)."""
+        try:
+            state = gpu_state(self.cluster)
+        except client.ApiException as exc:
+            if exc.status in (401, 403):  # a namespaced service account may not list nodes
+                log.warning("cannot list nodes or pods (%s): GPU preflight skipped", exc.status)
+                return None
+            raise
+        own = [h for h in state.holders if self._is_own(h, p)]
+        if state.free + sum(h.gpus for h in own) >= p.gpu_count:
+            return None
+        others = [h for h in state.holders if h not in own]
+        passing = [h for h in others if h.terminating or self._stopped_by_suite(h)]
+        return state, bool(others) and len(passing) == len(others)
+
+    @staticmethod
+    def _is_own(holder: Holder, p: Plan) -> bool:
+        """The alias's own pod: Recreate replaces it, so its GPU counts as free."""
+        return holder.namespace == p.namespace and p.pod_selector.items() <= holder.labels.items()
+
+    def _stopped_by_suite(self, holder: Holder) -> bool:
+        keys = set(self.book.keys())
+        isvc = holder.labels.get("serving.kserve.io/inferenceservice")
+        return holder.owner in keys or (
+            isvc is not None and f"InferenceService/{holder.namespace}/{isvc}" in keys)
 
     def _poll(self, p: Plan) -> tuple[Readiness, dict[str, Any] | None]:
         obj = self.cluster.get(p.target_kind or "", p.namespace, p.target_name or "")

@@ -24,6 +24,7 @@ class Holder(BaseModel):
     owner_kind: str | None = None
     owner_name: str | None = None
     labels: dict[str, str] = {}
+    terminating: bool = False  # deleted, still holding the GPU until its containers stop
 
     @property
     def owner(self) -> str:
@@ -107,5 +108,6 @@ def gpu_state(cluster: Cluster) -> GpuState:
         kind, name = _owner(cluster, pod)
         holders.append(Holder(pod=pod["metadata"]["name"], namespace=pod["metadata"]["namespace"],
                               node=node, gpus=gpus, owner_kind=kind, owner_name=name,
-                              labels=pod["metadata"].get("labels") or {}))
+                              labels=pod["metadata"].get("labels") or {},
+                              terminating=bool(pod["metadata"].get("deletionTimestamp"))))
     return GpuState(allocatable=sum(usable.values()), holders=holders, nodes=sorted(usable))
