@@ -240,3 +240,10 @@ def test_the_schema_check_catches_a_wrong_field() -> None:
     dep["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["paht"] = "/x"
     with pytest.raises(kubernetes_validate.ValidationError):
         _validate(dep)
+
+
+@pytest.mark.parametrize("alias", [e.alias for e in CATALOG.aliases if e.kubernetes])
+def test_the_wait_outlasts_the_startup_budget(alias: str) -> None:
+    # progressDeadlineSeconds (= ready_timeout_s) must not end a start-up the probe still allows.
+    entry = CATALOG.get(alias)
+    assert entry.kubernetes.startup_budget_s <= entry.ready_timeout_s

@@ -115,9 +115,8 @@ def k8s_fields(entry: AliasEntry, sources: dict[str, str] | None = None) -> Kube
 
 def _resources(fields: KubernetesFields, gpus: int) -> dict[str, Any]:
     def block(cm: Any) -> dict[str, str]:
-        out = {"memory": cm.memory}
-        if cm.cpu:
-            out["cpu"] = cm.cpu
+        out = {"cpu": cm.cpu} if cm.cpu else {}
+        out["memory"] = cm.memory
         if gpus > 0:
             out[GPU] = str(gpus)  # extended resources need requests == limits
         return out
@@ -135,14 +134,13 @@ def _gpu_tolerations(entry: AliasEntry) -> list[dict[str, str]]:
 
 def _probes(fields: KubernetesFields) -> dict[str, Any]:
     """production-stack's shape: a long startup probe, then liveness and readiness on /health."""
-    get = {"path": HEALTH_PATH, "port": "http"}
+    def probe(period: int, failures: int) -> dict[str, Any]:
+        return {"httpGet": {"path": HEALTH_PATH, "port": "http"}, "periodSeconds": period,
+                "timeoutSeconds": 5, "failureThreshold": failures}
     return {
-        "startupProbe": {"httpGet": get, "periodSeconds": 10, "timeoutSeconds": 5,
-                         "failureThreshold": math.ceil(fields.startup_budget_s / 10)},
-        "livenessProbe": {"httpGet": get, "periodSeconds": 10, "timeoutSeconds": 5,
-                          "failureThreshold": 3},
-        "readinessProbe": {"httpGet": get, "periodSeconds": 5, "timeoutSeconds": 5,
-                           "failureThreshold": 3},
+        "startupProbe": probe(10, math.ceil(fields.startup_budget_s / 10)),
+        "livenessProbe": probe(10, 3),
+        "readinessProbe": probe(5, 3),
     }
 
 
