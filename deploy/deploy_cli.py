@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--model-source", action="append", default=[], metavar="ALIAS=SOURCE",
                         help="hub (the catalog's Hub id and revision) or pvc:PATH (pre-staged)")
     render.add_argument("--run-id", default=None, help="the run id label to put on the objects")
+    render.add_argument("--runtime-class", default=None,
+                        help="runtimeClassName for GPU pods (e.g. nvidia)")
     render.add_argument("--dry-run", choices=["none", "server"], default="none",
                         help="server: also send them with dryRun=All (nothing is stored)")
     render.add_argument("--kube-context", default=None)
@@ -53,7 +55,8 @@ def _render(args: argparse.Namespace) -> int:
         print(f"modelgate-deploy: alias {args.alias!r} has no kserve block", file=sys.stderr)
         return 2
     p = plan(entry, args.namespace, prefer_kserve=args.kserve,
-             sources=parse_sources(args.model_source), run_id=args.run_id)
+             sources=parse_sources(args.model_source), run_id=args.run_id,
+             runtime_class=args.runtime_class)
     if not p.manifests:
         print(f"# {args.alias}: backend {entry.backend}: nothing to deploy")
         return 0

@@ -26,3 +26,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where an alias's weights come from: hub (the catalog's Hub id at its pinned "
         "revision) or pvc:PATH (pre-staged on the cache PVC; runs offline); repeatable",
     )
+    group.addoption(
+        "--runtime-class", default=None, metavar="NAME",
+        help="runtimeClassName for GPU pods, where the cluster runs GPU containers under one "
+        "(e.g. nvidia)",
+    )

@@ -84,6 +84,7 @@ def _kubernetes_deployer(config: pytest.Config, catalog: Catalog):
         force_conflicts=config.getoption("--force-conflicts"),
         scale_gpu_holder=config.getoption("--scale-gpu-holder"),
         delete_cache=config.getoption("--delete-cache"),
+        runtime_class=config.getoption("--runtime-class"),
         run_id=state.run_id if state else None,
     )
     try:

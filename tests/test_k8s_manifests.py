@@ -247,3 +247,16 @@ def test_the_wait_outlasts_the_startup_budget(alias: str) -> None:
     # progressDeadlineSeconds (= ready_timeout_s) must not end a start-up the probe still allows.
     entry = CATALOG.get(alias)
     assert entry.kubernetes.startup_budget_s <= entry.ready_timeout_s
+
+
+def test_runtime_class_for_gpu_pods_only() -> None:
+    dep = _by_kind(raw_vllm_manifests(pinned("coder-chat"), "models", runtime_class="nvidia"))
+    assert dep["Deployment"]["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
+    _validate(dep["Deployment"])
+    isvc = inference_service(CATALOG.get("qwen-local"), "models", runtime_class="nvidia")
+    validate_inference_service(isvc)
+    assert isvc["spec"]["predictor"]["runtimeClassName"] == "nvidia"
+    tei = plan(CATALOG.get("embeddings"), "models", runtime_class="nvidia").manifests[1]
+    assert "runtimeClassName" not in tei["spec"]["template"]["spec"]
+    plain = _by_kind(raw_vllm_manifests(pinned("coder-chat"), "models"))["Deployment"]
+    assert "runtimeClassName" not in plain["spec"]["template"]["spec"]

@@ -40,6 +40,8 @@ class KubeSettings(BaseModel):
     delete_cache: bool = False
     # Labels every object the suite creates (modelgate.dev/run-id); None: one is made up.
     run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+    # runtimeClassName for GPU pods (e.g. "nvidia" where the GPU operator installs one).
+    runtime_class: str | None = None
     kserve_namespace: str = "kserve"  # where KServe's inferenceservice-config ConfigMap lives
 
 

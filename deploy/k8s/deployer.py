@@ -175,7 +175,8 @@ class KubernetesDeployer:
     # -- internals -------------------------------------------------------------------------------
     def _plan(self, entry: AliasEntry) -> Plan:
         return plan(entry, self.settings.namespace, prefer_kserve=self.settings.prefer_kserve,
-                    sources=self.model_sources, run_id=self.run_id)
+                    sources=self.model_sources, run_id=self.run_id,
+                    runtime_class=self.settings.runtime_class)
 
     def _scale_target(self, entry: AliasEntry, p: Plan) -> ScaleTarget:
         ns, name = p.namespace, p.target_name or entry.alias

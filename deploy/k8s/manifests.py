@@ -168,10 +168,13 @@ def _cache_pvc(entry: AliasEntry, fields: KubernetesFields, namespace: str,
 
 
 def _deployment(entry: AliasEntry, namespace: str, container: dict[str, Any],
-                volumes: list[dict[str, Any]], run_id: str | None) -> dict[str, Any]:
+                volumes: list[dict[str, Any]], run_id: str | None,
+                runtime_class: str | None = None) -> dict[str, Any]:
     pod_spec: dict[str, Any] = {"containers": [container], "volumes": volumes}
     if entry.gpu_count > 0:
         pod_spec["tolerations"] = _gpu_tolerations(entry)
+        if runtime_class:  # clusters whose GPU containers run under the NVIDIA runtime class
+            pod_spec["runtimeClassName"] = runtime_class
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -201,7 +204,8 @@ def _service(entry: AliasEntry, namespace: str, port: int, run_id: str | None) -
 
 
 def raw_vllm_manifests(entry: AliasEntry, namespace: str, sources: dict[str, str] | None = None,
-                       run_id: str | None = None) -> list[dict[str, Any]]:
+                       run_id: str | None = None, runtime_class: str | None = None
+                       ) -> list[dict[str, Any]]:
     fields = k8s_fields(entry, sources)
     pvc = _cache_pvc(entry, fields, namespace, run_id)
     if fields.source == "pvc":
@@ -225,7 +229,7 @@ def raw_vllm_manifests(entry: AliasEntry, namespace: str, sources: dict[str, str
         {"name": "model-cache", "persistentVolumeClaim": {"claimName": pvc["metadata"]["name"]}},
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
     ]
-    return [pvc, _deployment(entry, namespace, container, volumes, run_id),
+    return [pvc, _deployment(entry, namespace, container, volumes, run_id, runtime_class),
             _service(entry, namespace, VLLM_PORT, run_id)]
 
 
@@ -254,8 +258,8 @@ def tei_manifests(entry: AliasEntry, namespace: str, sources: dict[str, str] | N
             _service(entry, namespace, TEI_PORT, run_id)]
 
 
-def inference_service(entry: AliasEntry, namespace: str, run_id: str | None = None
-                      ) -> dict[str, Any]:
+def inference_service(entry: AliasEntry, namespace: str, run_id: str | None = None,
+                      runtime_class: str | None = None) -> dict[str, Any]:
     """An InferenceService on the named runtime: only extra args, weights from the modelcar."""
     spec = entry.kserve
     if spec is None:
@@ -284,6 +288,8 @@ def inference_service(entry: AliasEntry, namespace: str, run_id: str | None = No
     predictor: dict[str, Any] = {"minReplicas": 1, "maxReplicas": 1, "model": model}
     if entry.gpu_count:
         predictor["tolerations"] = _gpu_tolerations(entry)
+        if runtime_class:
+            predictor["runtimeClassName"] = runtime_class
     return {
         "apiVersion": f"{ISVC_GROUP}/{ISVC_VERSION}",
         "kind": "InferenceService",
@@ -306,6 +312,7 @@ def plan(
     prefer_kserve: bool = False,
     sources: dict[str, str] | None = None,
     run_id: str | None = None,
+    runtime_class: str | None = None,
 ) -> Plan:
     kind = kind_of(entry, prefer_kserve)
     common = {"alias": entry.alias, "kind": kind, "namespace": namespace,
@@ -316,7 +323,7 @@ def plan(
     if kind == "kserve":
         from deploy.k8s.isvc_validate import validate_inference_service
 
-        isvc = inference_service(entry, namespace, run_id)
+        isvc = inference_service(entry, namespace, run_id, runtime_class)
         validate_inference_service(isvc)
         name = isvc["metadata"]["name"]
         model = isvc["spec"]["predictor"]["model"]
@@ -325,7 +332,8 @@ def plan(
                     runtime=model["runtime"], model_format=model["modelFormat"]["name"],
                     storage_uri=model["storageUri"])
     if kind == "raw-vllm":
-        manifests, port = raw_vllm_manifests(entry, namespace, sources, run_id), VLLM_PORT
+        manifests = raw_vllm_manifests(entry, namespace, sources, run_id, runtime_class)
+        port = VLLM_PORT
     else:
         manifests, port = tei_manifests(entry, namespace, sources, run_id), TEI_PORT
     return Plan(

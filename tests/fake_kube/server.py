@@ -1,20 +1,26 @@
 """FakeKube: a STAND-IN for the Kubernetes API server (not Kubernetes), for the suite's own tests.
 
 It speaks the REST paths and JSON shapes the official kubernetes Python client uses: apps/v1
-deployments (with /scale), v1 services, persistentvolumeclaims, pods (with /log) and events,
-serving.kserve.io/v1beta1 inferenceservices; GET, LIST (labelSelector, fieldSelector) and PATCH
-(server-side apply, merge, strategic merge). Errors are `kind: Status` objects.
+deployments (with /scale) and replicasets, v1 services, persistentvolumeclaims, pods (with /log,
+and across namespaces), nodes and events, serving.kserve.io/v1beta1 inferenceservices, KServe's
+ClusterServingRuntimes and its inferenceservice-config ConfigMap; GET, LIST (labelSelector,
+fieldSelector), DELETE (foreground: a Deployment's pods and an InferenceService's predictor go
+with it) and PATCH (server-side apply with dryRun=All, merge, strategic merge). Errors are
+`kind: Status` objects.
 
 Instead of controllers it runs scripted transitions, advanced by reads of the owning object so
 that tests are deterministic: a Deployment becomes ready, never schedules (Insufficient
-nvidia.com/gpu), fails to pull its image, crash-loops with logs, or exceeds its progress
-deadline; an InferenceService's Ready flips to True (and in Standard/RawDeployment mode it
-creates a `<name>-predictor` Deployment, as KServe does).
+nvidia.com/gpu), fails to pull its image, crash-loops with logs, exceeds its progress deadline
+or reports ReplicaFailure; an InferenceService's Ready flips to True (in Standard/RawDeployment
+mode it creates a `<name>-predictor` Deployment, as KServe does) or it reports InvalidSpec /
+ModelLoadFailed in `status.modelStatus`. Pods are bound to one node with `gpus` allocatable
+nvidia.com/gpu and owned Pod -> ReplicaSet -> Deployment.
 
-Simplifications, deliberately: server-side apply merges the applied configuration into the stored
-object (maps merge, lists replace) and does not prune fields a manager stopped applying; field
-ownership is per object (a different earlier manager + a change + no force = 409), not per field.
-Every change of a replica count is recorded in `history`.
+Server-side apply follows Kubernetes' field ownership: managedFields per (manager, operation) in
+the FieldsV1 shape; an unforced apply that changes a value another manager owns is a 409 whose
+`details.causes` name the manager and the field; force moves the fields. Simplifications,
+deliberately: maps merge, lists are owned and replaced whole (no merge keys), and fields a manager
+stops applying are not pruned. Every change of a replica count is recorded in `history`.
 """
 
 from __future__ import annotations
