@@ -59,9 +59,11 @@ class Cluster:
         return self.api.sanitize_for_serialization(obj)
 
     def apply(self, manifest: dict[str, Any], *, force: bool = False,
-              dry_run: bool = False) -> dict[str, Any]:
+              dry_run: bool = False) -> dict[str, Any] | None:
         """Server-side apply as our field manager. Never forced unless asked: another
-        manager's fields raise Conflict. `dry_run` sends dryRun=All (validated, not stored)."""
+        manager's fields raise Conflict. `dry_run` sends dryRun=All (validated, not stored).
+        Returns the object (None for a custom object the apply created: the client does not
+        decode its 201)."""
         kind, meta = manifest["kind"], manifest["metadata"]
         name, ns = meta["name"], meta["namespace"]
         opts: dict[str, Any] = {"field_manager": self.field_manager, "_content_type": APPLY_PATCH,
