@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from deploy.catalog_k8s import KubernetesFields
 from deploy.gate_configs import (
     EmbeddingsGateConfig,
     FimGate,
@@ -111,6 +112,7 @@ class AliasEntry(_Strict):
     serve_args: list[str] = []
     image: str | None = None
     kserve: KServeSpec | None = None
+    kubernetes: KubernetesFields | None = None  # weights, resources, probes on a cluster
     fim_family: str | None = None
     usage_convention: Literal["agentgateway", "litellm"] | None = None
     ready_timeout_s: int = Field(default=900, gt=0)

@@ -18,6 +18,9 @@ _VALUED = {
     "--runner",
     "--dtype",
     "--max-num-seqs",
+    "--revision",
+    "--model",
+    "--model_dir",
 }
 
 
@@ -46,11 +49,13 @@ def vllm_args(
     drop: Iterable[str] = (),
     override: dict[str, str] | None = None,
     extra: Iterable[str] = (),
+    revision: str | None = None,
 ) -> list[str]:
     """Arguments for `vllm serve` (the image's entrypoint) for one alias.
 
     `drop` removes catalog flags a stand-in cannot honour (an AWQ flag for unquantized weights);
-    `override` replaces a flag's value (a smaller context on the CPU).
+    `override` replaces a flag's value (a smaller context on the CPU); `revision` pins the Hub
+    commit when `model` is a Hub id.
     """
     override = override or {}
     args = _without(list(entry.serve_args), [*drop, *override])
@@ -60,6 +65,7 @@ def vllm_args(
         model,
         "--served-model-name",
         entry.served_model_name,
+        *(["--revision", revision] if revision else []),
         *args,
         *extra,
         "--host",
@@ -69,6 +75,17 @@ def vllm_args(
     ]
 
 
-def tei_args(entry: AliasEntry, *, model: str, port: int, host: str = "0.0.0.0") -> list[str]:
-    """Arguments for text-embeddings-inference's router."""
-    return ["--model-id", model, "--hostname", host, "--port", str(port), *entry.serve_args]
+def tei_args(
+    entry: AliasEntry, *, model: str, port: int, host: str = "0.0.0.0", revision: str | None = None
+) -> list[str]:
+    """Arguments for text-embeddings-inference's router (`--revision` pins a Hub commit)."""
+    pinned = ["--revision", revision] if revision else []
+    return ["--model-id", model, *pinned, "--hostname", host, "--port", str(port),
+            *entry.serve_args]
+
+
+def runtime_extra_args(entry: AliasEntry) -> list[str]:
+    """Flags a KServe runtime adds to its own: the served name and the catalog's engine flags,
+    never the model location, host or port (the runtime sets those; its args are appended)."""
+    return ["--served-model-name", entry.served_model_name,
+            *_without(list(entry.serve_args), ["--host", "--port", "--model", "--model_dir"])]

@@ -70,18 +70,27 @@ def open_session(config: pytest.Config, catalog: Catalog) -> GateSession:
 
 def _kubernetes_deployer(config: pytest.Config, catalog: Catalog):
     """The cluster deployer, checked before any gate runs: a missing cluster is a usage error."""
+    from deploy.deploy_cli import parse_sources
     from deploy.k8s.config import KubeSettings
     from deploy.k8s.deployer import KubernetesDeployer
-    from deploy.k8s.errors import ClusterUnavailable
+    from deploy.k8s.errors import ClusterUnavailable, ManifestError
+    from gates.core import RUN_KEY
 
+    state = config.stash.get(RUN_KEY, None)
     settings = KubeSettings(
         namespace=config.getoption("--namespace"),
         kube_context=config.getoption("--kube-context"),
         prefer_kserve=config.getoption("--kserve"),
+        force_conflicts=config.getoption("--force-conflicts"),
+        scale_gpu_holder=config.getoption("--scale-gpu-holder"),
+        delete_cache=config.getoption("--delete-cache"),
+        runtime_class=config.getoption("--runtime-class"),
+        run_id=state.run_id if state else None,
     )
-    deployer = KubernetesDeployer(settings)
     try:
+        sources = parse_sources(config.getoption("--model-source"))
+        deployer = KubernetesDeployer(settings, model_sources=sources)
         deployer.preflight(catalog.aliases)
-    except ClusterUnavailable as exc:
+    except (ClusterUnavailable, ManifestError) as exc:
         raise pytest.UsageError(f"modelgate: {exc} (or pass --no-deploy)") from None
     return deployer

@@ -53,7 +53,12 @@ def deployer(url: str, *, prefer_kserve: bool = False, sleep=None) -> Kubernetes
 
 
 def entry(alias: str, timeout: int = 5) -> AliasEntry:
-    return CATALOG.get(alias).model_copy(update={"ready_timeout_s": timeout})
+    """A catalog entry, its Hub revision pinned where the catalog has none yet."""
+    base = CATALOG.get(alias)
+    update: dict = {"ready_timeout_s": timeout}
+    if base.kubernetes and base.kubernetes.revision is None:
+        update["kubernetes"] = base.kubernetes.model_copy(update={"revision": "1" * 40})
+    return base.model_copy(update=update)
 
 
 def test_deploy_waits_until_rolled_out(cube: Cube) -> None:
@@ -70,7 +75,10 @@ def test_deploy_waits_until_rolled_out(cube: Cube) -> None:
     assert {c.path.rsplit("/", 2)[-2] for c in cube.kube.calls if c.method == "PATCH"} == {
         "persistentvolumeclaims", "deployments", "services"}
     dep.close()
-    assert cube.kube.replicas_of("coder-chat") == 0  # it did not exist before the suite
+    # It did not exist before the suite: deleted, all but the model cache.
+    assert cube.kube.get("deployments", NS, "coder-chat") is None
+    assert cube.kube.deleted == ["Service/models/coder-chat", "Deployment/models/coder-chat"]
+    assert cube.kube.get("persistentvolumeclaims", NS, "coder-chat-model-cache") is not None
 
 
 def test_server_side_apply_twice_changes_nothing(cube: Cube) -> None:
@@ -88,7 +96,7 @@ def test_server_side_apply_twice_changes_nothing(cube: Cube) -> None:
     assert len(applies) == 6
     for call in applies:
         assert call.content_type == "application/apply-patch+yaml"
-        assert call.query == {"fieldManager": "modelgate", "force": "true"}
+        assert call.query == {"fieldManager": "modelgate"}  # never forced by default
     # Control: a changed spec is a new generation.
     manifests[1]["spec"]["template"]["spec"]["containers"][0]["args"].append("--max-num-seqs=8")
     assert cluster.apply(manifests[1])["metadata"]["generation"] == 2
@@ -146,15 +154,19 @@ def test_kserve_ready_flips(cube: Cube) -> None:
     dep = deployer(cube.url, prefer_kserve=True)
     result = dep.deploy(entry("qwen-local"))
     assert result.target == "InferenceService/models/qwen-oci"
-    assert result.backend_url == "http://qwen-oci-predictor.models.svc.cluster.local/v1"
-    assert result.revision.endswith("sha256:" + "0" * 64)
+    # kserve-huggingfaceserver serves the OpenAI routes under /openai/v1.
+    assert result.backend_url == "http://qwen-oci-predictor.models.svc.cluster.local/openai/v1"
+    assert result.revision == "kserve-huggingfaceserver sha256:" + "0" * 64
     assert cube.kube.reads_of("inferenceservices", "qwen-oci") >= 3
     isvc = cube.kube.get("inferenceservices", NS, "qwen-oci")
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
-    dep.close()
-    # Standard/RawDeployment mode: minReplicas 0 would become 1, so the predictor was scaled.
+    # Standard/RawDeployment mode: minReplicas 0 would become 1, so the predictor is scaled.
+    dep.release("qwen-local")
     assert cube.kube.replicas_of("qwen-oci-predictor") == 0
     assert cube.kube.get("inferenceservices", NS, "qwen-oci")["spec"]["predictor"]["minReplicas"] == 1
+    dep.close()  # created by the suite: deleted, with the predictor KServe made for it
+    assert cube.kube.get("inferenceservices", NS, "qwen-oci") is None
+    assert cube.kube.get("deployments", NS, "qwen-oci-predictor") is None
 
 
 def test_kserve_serverless_scales_with_min_replicas(cube: Cube) -> None:
@@ -188,7 +200,7 @@ def test_three_gpu_aliases_never_overlap(cube: Cube) -> None:
     gpu_events = [e for e in cube.kube.history if e.gpu]
     assert {e.name for e in gpu_events if e.replicas > 0} == {"coder-chat", "coder-fim", "coder-agent"}
     assert cube.kube.max_gpu_up_at_once() == 1
-    assert all(cube.kube.replicas_of(a) == 0 for a in ("coder-chat", "coder-fim", "coder-agent"))
+    assert all(cube.kube.replicas_of(a) is None for a in ("coder-chat", "coder-fim", "coder-agent"))
 
 
 def test_raw_and_kserve_paths_of_one_alias_take_turns(cube: Cube) -> None:
@@ -203,7 +215,7 @@ def test_raw_and_kserve_paths_of_one_alias_take_turns(cube: Cube) -> None:
     via_kserve.deploy(entry("qwen-local"))  # the apply alone would leave the predictor at 0
     assert cube.kube.replicas_of("qwen-oci-predictor") == 1
     assert cube.kube.max_gpu_up_at_once() == 1
-    raw.close()
+    raw.release("qwen-local")
     assert cube.kube.replicas_of("qwen-local") == 0 and cube.kube.replicas_of("qwen-oci-predictor") == 0
 
 
@@ -222,11 +234,22 @@ def test_stand_in_refuses_an_unforced_apply_over_another_manager(cube: Cube) -> 
     assert forced.metadata.generation == 2
 
 
+@pytest.mark.parametrize("cube", [{"gpus": 2}], indirect=True)
 def test_history_check_would_catch_an_overlap(cube: Cube) -> None:
-    # Control for the assertion above: two GPU deployers that do not know each other overlap.
+    # Control for the assertion above: two GPU deployers that do not know each other overlap
+    # where the node has room for both.
     deployer(cube.url).deploy(entry("coder-chat"))
     deployer(cube.url).deploy(entry("coder-fim"))
     assert cube.kube.max_gpu_up_at_once() == 2
+
+
+def test_a_deployer_that_did_not_start_the_holder_names_it(cube: Cube) -> None:
+    # The same two deployers on one GPU: the second stops before applying, naming the first.
+    deployer(cube.url).deploy(entry("coder-chat"))
+    with pytest.raises(DeployError, match=r"GPUHeld.*owner Deployment/models/coder-chat"):
+        deployer(cube.url).deploy(entry("coder-fim"))
+    assert cube.kube.get("deployments", NS, "coder-fim") is None
+    assert cube.kube.max_gpu_up_at_once() == 1
 
 
 def _running(name: str, replicas: int) -> dict:
@@ -250,7 +273,7 @@ def test_interrupt_mid_deploy_restores_replicas(cube: Cube) -> None:
     with pytest.raises(KeyboardInterrupt):
         dep.deploy(entry("coder-chat"))
     assert cube.kube.replicas_of("coder-fim") == 1
-    assert cube.kube.replicas_of("coder-chat") == 0
+    assert cube.kube.replicas_of("coder-chat") is None  # created by the run: deleted
     assert [(e.name, e.replicas) for e in cube.kube.history] == [
         ("coder-fim", 1), ("coder-fim", 0), ("coder-chat", 1), ("coder-chat", 0), ("coder-fim", 1)]
     assert cube.kube.max_gpu_up_at_once() == 1
@@ -302,7 +325,8 @@ def test_preflight_unknown_namespace(cube: Cube) -> None:
 
 def test_apply_error_is_a_deploy_error(cube: Cube) -> None:
     cube.kube.namespaces.discard(NS)
-    with pytest.raises(DeployError, match=r'Deployment/models/embeddings.*404: namespaces "models" not found'):
+    with pytest.raises(DeployError, match=r'PersistentVolumeClaim/models/embeddings-model-cache.*'
+                       r'404: namespaces "models" not found'):
         deployer(cube.url).deploy(entry("embeddings"))
 
 
@@ -347,5 +371,5 @@ def test_sigterm_restores_then_unwinds(cube: Cube) -> None:
     finally:
         uninstall()
     assert cube.kube.replicas_of("coder-agent") == 1
-    assert cube.kube.replicas_of("coder-chat") == 0
+    assert cube.kube.replicas_of("coder-chat") is None
     assert signal.getsignal(signal.SIGTERM) == before

@@ -35,14 +35,44 @@ def test_progress_deadline_is_a_failure() -> None:
     assert "timed out progressing" in state.message
 
 
-def _isvc(generation=3, observed=3, ready="True"):
-    return {"metadata": {"generation": generation},
-            "status": {"observedGeneration": observed,
-                       "conditions": [{"type": "Ready", "status": ready, "reason": "Stale"}]}}
+def _isvc(generation=3, observed=1, ready="True", url="http://qwen-oci.models.example", model=None):
+    status = {"observedGeneration": observed,
+              "conditions": [{"type": "Ready", "status": ready, "reason": "Stale"}]}
+    if url:
+        status["url"] = url
+    if model:
+        status["modelStatus"] = model
+    return {"metadata": {"generation": generation}, "status": status}
 
 
-def test_isvc_ready_needs_the_current_generation() -> None:
-    assert isvc_readiness(_isvc()).ready
-    assert not isvc_readiness(_isvc(observed=2)).ready  # Ready belongs to the previous spec
+def test_isvc_ready_is_the_ready_condition_and_the_url() -> None:
+    # observedGeneration is the predictor Deployment's counter in Standard mode: not compared.
+    assert isvc_readiness(_isvc(observed=1)).ready
+    assert isvc_readiness(_isvc(url=None)).reason == "NoURL"
     assert isvc_readiness(_isvc(ready="False")).reason == "Stale"
     assert isvc_readiness({"metadata": {"generation": 1}, "status": {}}).reason == "NoReadyCondition"
+
+
+def test_isvc_failure_reasons_end_the_wait() -> None:
+    invalid = isvc_readiness(_isvc(ready="False", url=None, model={
+        "transitionStatus": "InvalidSpec", "lastFailureInfo": {
+            "reason": "InvalidPredictorSpec", "message": "specified runtime does not support "
+            "specified framework/version"}}))
+    assert (invalid.failed, invalid.reason) == (True, "InvalidSpec")
+    assert "does not support" in invalid.message
+    load = isvc_readiness(_isvc(ready="False", url=None, model={
+        "transitionStatus": "BlockedByFailedLoad", "lastFailureInfo": {
+            "reason": "ModelLoadFailed", "location": "qwen-oci-predictor-0",
+            "message": "CUDA out of memory"}}))
+    assert (load.failed, load.reason) == (True, "ModelLoadFailed")
+    assert "qwen-oci-predictor-0" in load.message
+    # Control: an update in progress is not a failure.
+    assert not isvc_readiness(_isvc(ready="False", model={"transitionStatus": "InProgress"})).failed
+
+
+def test_replica_failure_is_a_failure() -> None:
+    dep = _dep(available=0)
+    dep["status"]["conditions"].append({"type": "ReplicaFailure", "status": "True",
+                                        "reason": "FailedCreate", "message": "exceeded quota"})
+    state = deployment_readiness(dep)
+    assert (state.failed, state.reason, state.message) == (True, "FailedCreate", "exceeded quota")

@@ -31,6 +31,18 @@ class KubeSettings(BaseModel):
     # Use the InferenceService of aliases whose catalog entry has a `kserve` block
     # even when their backend is raw-vllm (qwen-local has both paths).
     prefer_kserve: bool = False
+    # Server-side apply takes fields another manager owns only when the user asks for it.
+    force_conflicts: bool = False
+    # A GPU held by a workload the suite did not start: scale it to zero for the run
+    # (restored at the end) instead of stopping with an error naming it.
+    scale_gpu_holder: bool = False
+    # The model-cache PVCs the suite created are kept (weights survive) unless this is set.
+    delete_cache: bool = False
+    # Labels every object the suite creates (modelgate.dev/run-id); None: one is made up.
+    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+    # runtimeClassName for GPU pods (e.g. "nvidia" where the GPU operator installs one).
+    runtime_class: str | None = None
+    kserve_namespace: str = "kserve"  # where KServe's inferenceservice-config ConfigMap lives
 
 
 def api_client_from(settings: KubeSettings) -> client.ApiClient:

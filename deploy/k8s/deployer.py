@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,18 +22,29 @@ from tenacity import (
 
 from deploy.catalog import AliasEntry
 from deploy.deployer import Deployment
-from deploy.k8s.apply import Cluster
+from deploy.k8s.apply import Cluster, Conflict
 from deploy.k8s.config import KubeSettings, api_client_from
-from deploy.k8s.diagnose import diagnose_pods
-from deploy.k8s.errors import ClusterUnavailable, DeployError
+from deploy.k8s.diagnose import Diagnosis, diagnose_pods, events_of
+from deploy.k8s.errors import ApplyConflict, ClusterUnavailable, DeployError, GpuHeld
 from deploy.k8s.gpu_exclusive import ReplicaBook
-from deploy.k8s.manifests import ISVC_GROUP, ISVC_PLURAL, ISVC_VERSION, Plan, plan
+from deploy.k8s.gpu_preflight import GpuState, Holder, gpu_state
+from deploy.k8s.kserve_preflight import kserve_problems
+from deploy.k8s.manifests import (
+    HF_OPENAI_PREFIX,
+    ISVC_GROUP,
+    ISVC_PLURAL,
+    ISVC_VERSION,
+    Plan,
+    kind_of,
+    plan,
+)
 from deploy.k8s.readiness import Readiness, deployment_readiness, isvc_readiness
 from deploy.k8s.scaling import DeploymentScale, InferenceServiceMinReplicas, ScaleTarget
 
 log = logging.getLogger(__name__)
 
 _SCALE_TO_ZERO_MODES = {"Serverless", "Knative"}
+HOLDER = "(gpu holder)"  # the book's alias for workloads scaled down to free the GPU
 
 
 def _transient(exc: BaseException) -> bool:
@@ -43,10 +55,12 @@ def _transient(exc: BaseException) -> bool:
 
 
 class KubernetesDeployer:
-    """Deploys catalog aliases to one namespace and undoes its replica changes on `close()`.
+    """Deploys catalog aliases to one namespace; `close()` restores every replica count it
+    changed and deletes what it created (the model-cache PVCs only with `delete_cache`).
 
     `api_client` is for callers that built their own (tests point it at a stand-in API server);
     otherwise the client comes from `settings` (in-cluster, KUBECONFIG, or `kube_context`).
+    `model_sources` maps an alias to `hub` or `pvc:PATH` (overriding the catalog's source).
     `sleep` is the pause between readiness polls.
     """
 
@@ -59,11 +73,14 @@ class KubernetesDeployer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings or KubeSettings()
+        self.run_id = self.settings.run_id or f"modelgate-{uuid.uuid4().hex[:8]}"
         self._api = api_client
         self._cluster: Cluster | None = None
         self.model_sources = model_sources or {}
         self.sleep = sleep
         self.book = ReplicaBook()
+        self.created: list[tuple[str, str, str]] = []  # (kind, namespace, name), in apply order
+        self.cache_claims: set[str] = set()
         self.restore_failures: list[str] = []
 
     @property
@@ -75,7 +92,9 @@ class KubernetesDeployer:
 
     # -- before any gate ------------------------------------------------------------------------
     def preflight(self, entries: Iterable[AliasEntry] = ()) -> None:
-        """Raise ClusterUnavailable unless the API server answers and the namespace is usable."""
+        """Raise ClusterUnavailable unless the API server answers, the namespace is usable and
+        the KServe aliases' runtime (and modelcar support) is there."""
+        entries = list(entries)
         ns = self.settings.namespace
         cluster = self.cluster  # ClusterUnavailable when there is no configuration at all
         host = cluster.api.configuration.host
@@ -95,7 +114,7 @@ class KubernetesDeployer:
             raise ClusterUnavailable(
                 f"Kubernetes API at {host} is unreachable: {type(exc).__name__}"
             ) from None
-        kserve = [e.alias for e in entries if self._plan(e).kind == "kserve"]
+        kserve = [e for e in entries if kind_of(e, self.settings.prefer_kserve) == "kserve"]
         if kserve:
             try:
                 cluster.custom.list_namespaced_custom_object(
@@ -105,8 +124,14 @@ class KubernetesDeployer:
             except client.ApiException as exc:
                 raise ClusterUnavailable(
                     f"Kubernetes API at {host} does not serve {ISVC_GROUP}/{ISVC_VERSION} "
-                    f"inferenceservices (needed by {', '.join(kserve)}): {exc.status} {exc.reason}"
+                    f"inferenceservices (needed by {', '.join(e.alias for e in kserve)}): "
+                    f"{exc.status} {exc.reason}"
                 ) from None
+            for entry in kserve:
+                problems = kserve_problems(cluster, self._plan(entry), self.settings.kserve_namespace)
+                if problems:
+                    raise ClusterUnavailable(f"KServe cannot run {entry.alias}: "
+                                             + "; ".join(problems))
 
     # -- the Deployer protocol -------------------------------------------------------------------
     def deploy(self, entry: AliasEntry) -> Deployment:
@@ -129,14 +154,29 @@ class KubernetesDeployer:
         self.restore_failures += self.book.restore(alias)
 
     def close(self) -> None:
-        """Restore every replica count changed; idempotent, and safe to call from a signal
-        handler or a `finally` (an interrupted close leaves the rest for the next call)."""
+        """Restore every replica count changed, then delete what this run created; idempotent,
+        and safe from a signal handler or a `finally` (an interrupted close leaves the rest for
+        the next call)."""
         self.restore_failures += self.book.restore()
+        while self.created:
+            kind, ns, name = self.created[-1]  # reverse order: workloads before their claims
+            if kind == "PersistentVolumeClaim" and name in self.cache_claims \
+                    and not self.settings.delete_cache:
+                self.created.pop()
+                log.info("kept the model cache %s/%s (pass --delete-cache to remove it)", ns, name)
+                continue
+            try:
+                self.cluster.delete(kind, ns, name)
+                log.info("deleted %s/%s/%s", kind, ns, name)
+            except Exception as exc:  # noqa: BLE001 - keep deleting the others
+                self.restore_failures.append(f"{kind}/{ns}/{name}: cannot delete: {exc}")
+            self.created.pop()
 
     # -- internals -------------------------------------------------------------------------------
     def _plan(self, entry: AliasEntry) -> Plan:
         return plan(entry, self.settings.namespace, prefer_kserve=self.settings.prefer_kserve,
-                    sources=self.model_sources)
+                    sources=self.model_sources, run_id=self.run_id,
+                    runtime_class=self.settings.runtime_class)
 
     def _scale_target(self, entry: AliasEntry, p: Plan) -> ScaleTarget:
         ns, name = p.namespace, p.target_name or entry.alias
@@ -151,27 +191,130 @@ class KubernetesDeployer:
 
     def _deploy(self, entry: AliasEntry, p: Plan) -> Deployment:
         target = self._scale_target(entry, p)
+        where = f"{p.target_kind}/{p.namespace}/{p.target_name}"
         if p.gpu:
             stopped = self.book.make_room(target.key, settle=self._wait_settled)
             if stopped:
                 log.info("scaled to zero for %s: %s", entry.alias, ", ".join(stopped))
+            self._ensure_gpu(entry, p, where)
         self.book.remember(entry.alias, target, p.gpu)  # before the apply changes anything
         for manifest in p.manifests:
-            try:
-                self.cluster.apply(manifest)
-            except client.ApiException as exc:
-                kind, name = manifest["kind"], manifest["metadata"]["name"]
-                raise DeployError(entry.alias, f"{kind}/{p.namespace}/{name}",
-                                  exc.reason or str(exc.status), _status_message(exc)) from None
+            self._apply(entry, p, manifest)
         if target.replicas() == 0:
             target.scale(1)  # scaled down earlier in this session; the apply does not undo that
         obj = self._wait_ready(entry, p)
+        if p.kind == "kserve":
+            url = (obj.get("status") or {}).get("url", "").rstrip("/")
+            backend = f"{url}{HF_OPENAI_PREFIX}"  # kserve-huggingfaceserver's OpenAI routes
+        else:
+            backend = p.backend_url
         return Deployment(
-            alias=entry.alias, kind="kubernetes", backend_url=p.backend_url or _isvc_url(obj),
+            alias=entry.alias, kind="kubernetes", backend_url=backend,
             served_model_name=entry.served_model_name, model=entry.model,
-            target=f"{p.target_kind}/{p.namespace}/{p.target_name}",
-            revision=_revision(entry, p),
+            target=where, revision=_revision(entry, p, self.model_sources),
         )
+
+    def _apply(self, entry: AliasEntry, p: Plan, manifest: dict[str, Any]) -> None:
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        where = f"{kind}/{p.namespace}/{name}"
+        try:
+            existed = self.cluster.exists(kind, p.namespace, name)
+            self.cluster.apply(manifest, force=self.settings.force_conflicts)
+        except Conflict as conflict:
+            raise ApplyConflict(entry.alias, where, conflict.managers, conflict.fields,
+                                conflict.message) from None
+        except client.ApiException as exc:
+            raise DeployError(entry.alias, where, exc.reason or str(exc.status),
+                              _status_message(exc)) from None
+        if not existed:
+            self.created.append((kind, p.namespace, name))
+            if name == p.cache_pvc:
+                self.cache_claims.add(name)
+
+    def _ensure_gpu(self, entry: AliasEntry, p: Plan, where: str) -> None:
+        """Enough free GPUs for this alias, or an error naming who holds them (or, when the
+        user allowed it, those holders scaled to zero until the end of the run). Pods the suite
+        just stopped, or any pod already terminating, are waited out, not blamed."""
+        retrying = Retrying(
+            stop=stop_after_delay(self.settings.scale_down_timeout_s),
+            wait=wait_fixed(self.settings.poll_interval_s),
+            retry=retry_if_result(lambda r: r is not None and r[1])
+            | retry_if_exception(_transient),
+            sleep=self.sleep,
+        )
+        try:
+            found = retrying(self._gpu_shortfall, p)
+        except RetryError as exc:
+            found = exc.last_attempt.result() if not exc.last_attempt.failed else None
+            if found is None:
+                raise DeployError(entry.alias, where, "Unreachable",
+                                  f"API errors while checking GPUs: {exc.last_attempt.exception()}"
+                                  ) from None
+        if found is None:
+            return
+        state, waited = found
+        own = [h for h in state.holders if self._is_own(h, p)]
+        free = state.free + sum(h.gpus for h in own)
+        gpu_info = {"allocatable": state.allocatable, "in_use": state.in_use,
+                    "nodes": state.nodes, "holders": [h.model_dump() | {"owner": h.owner}
+                                                      for h in state.holders]}
+        if state.allocatable == 0:
+            raise GpuHeld(entry.alias, where, "NoGPU",
+                          f"no schedulable node has allocatable nvidia.com/gpu "
+                          f"(schedulable nodes: {', '.join(state.nodes) or 'none'})",
+                          {"gpu": gpu_info})
+        foreign = [h for h in state.holders if h not in own]
+        named = "; ".join(h.describe() for h in foreign)
+        if waited:
+            raise GpuHeld(entry.alias, where, "GPUNotReleased",
+                          f"needs {p.gpu_count} nvidia.com/gpu, {free} of {state.allocatable} "
+                          f"free: still held after {self.settings.scale_down_timeout_s}s by "
+                          f"{named} (stopping or terminating)", {"gpu": gpu_info})
+        if not self.settings.scale_gpu_holder:
+            raise GpuHeld(entry.alias, where, "GPUHeld",
+                          f"needs {p.gpu_count} nvidia.com/gpu, {free} of {state.allocatable} "
+                          f"free: held by {named}; the suite did not start it and will not stop it "
+                          "(pass --scale-gpu-holder to scale it to zero for the run and restore "
+                          "it afterwards)", {"gpu": gpu_info})
+        for holder in foreign:
+            if holder.owner_kind != "Deployment":
+                raise GpuHeld(entry.alias, where, "GPUHeld",
+                              f"held by {holder.describe()}: --scale-gpu-holder scales "
+                              f"Deployments only, not {holder.owner_kind or 'a bare Pod'}",
+                              {"gpu": gpu_info})
+            owner = DeploymentScale(self.cluster, holder.namespace, holder.owner_name or "")
+            log.warning("scaling %s to zero for %s (restored at the end of the run)",
+                        holder.owner, entry.alias)
+            self.book.scale(HOLDER, owner, 0, gpu=True)
+            self._wait_settled(owner)
+
+    def _gpu_shortfall(self, p: Plan) -> tuple[GpuState, bool] | None:
+        """None when enough GPUs are free (or they cannot be counted); else the state and
+        whether waiting can help (only the suite's own or terminating pods are in the way)."""
+        try:
+            state = gpu_state(self.cluster)
+        except client.ApiException as exc:
+            if exc.status in (401, 403):  # a namespaced service account may not list nodes
+                log.warning("cannot list nodes or pods (%s): GPU preflight skipped", exc.status)
+                return None
+            raise
+        own = [h for h in state.holders if self._is_own(h, p)]
+        if state.free + sum(h.gpus for h in own) >= p.gpu_count:
+            return None
+        others = [h for h in state.holders if h not in own]
+        passing = [h for h in others if h.terminating or self._stopped_by_suite(h)]
+        return state, bool(others) and len(passing) == len(others)
+
+    @staticmethod
+    def _is_own(holder: Holder, p: Plan) -> bool:
+        """The alias's own pod: Recreate replaces it, so its GPU counts as free."""
+        return holder.namespace == p.namespace and p.pod_selector.items() <= holder.labels.items()
+
+    def _stopped_by_suite(self, holder: Holder) -> bool:
+        keys = set(self.book.keys())
+        isvc = holder.labels.get("serving.kserve.io/inferenceservice")
+        return holder.owner in keys or (
+            isvc is not None and f"InferenceService/{holder.namespace}/{isvc}" in keys)
 
     def _poll(self, p: Plan) -> tuple[Readiness, dict[str, Any] | None]:
         obj = self.cluster.get(p.target_kind or "", p.namespace, p.target_name or "")
@@ -205,21 +348,51 @@ class KubernetesDeployer:
                                   f"API errors while waiting: {err}") from None
             state, obj = last.result()
             # Timed out: the pods usually say why (Unschedulable, ...) better than the object.
-            pods = diagnose_pods(self.cluster.core, p.namespace, p.pod_selector, self.cluster.timeout)
+            pods = self._diagnose(p)
             reason = pods.reason or state.reason or "Timeout"
             message = pods.message or state.message
             raise DeployError(entry.alias, target, reason,
-                              f"{message} (gave up after {entry.ready_timeout_s}s)") from None
+                              f"{message} (gave up after {entry.ready_timeout_s}s)",
+                              self._diagnosis(p, obj, pods)) from None
         if state.failed:
+            pods = self._diagnose(p)
             message = state.message
-            if state.reason == "ProgressDeadlineExceeded":
-                pods = diagnose_pods(self.cluster.core, p.namespace, p.pod_selector,
-                                     self.cluster.timeout)
-                if pods.reason and pods.reason != "NoPods":
+            if state.reason in ("ProgressDeadlineExceeded",) or p.kind == "kserve":
+                if pods.reason and pods.reason != "NoPods" and pods.message not in message:
                     message += f"; pods: {pods.reason}: {pods.message}"
-            raise DeployError(entry.alias, target, state.reason or "Failed", message)
+            raise DeployError(entry.alias, target, state.reason or "Failed", message,
+                              self._diagnosis(p, obj, pods))
         assert obj is not None
         return obj
+
+    def _diagnose(self, p: Plan) -> Diagnosis:
+        try:
+            return diagnose_pods(self.cluster.core, p.namespace, p.pod_selector,
+                                 self.cluster.timeout)
+        except client.ApiException as exc:
+            return Diagnosis(message=f"(pods unavailable: {exc.status} {exc.reason})")
+
+    def _diagnosis(self, p: Plan, obj: dict[str, Any] | None, pods: Diagnosis) -> dict[str, Any]:
+        """Everything known about the failure, for the ledger's details."""
+        status = (obj or {}).get("status") or {}
+        try:
+            events = [{k: e.get(k) for k in ("type", "reason", "message", "count")}
+                      for e in events_of(self.cluster.core, p.namespace, p.target_kind or "",
+                                         p.target_name or "", self.cluster.timeout)]
+        except client.ApiException:
+            events = []
+        out: dict[str, Any] = {
+            "conditions": status.get("conditions") or [],
+            "events": events,
+            "pods": pods.details.get("pods", []),
+            "final_exception": pods.final_exception,
+        }
+        if p.kind == "kserve":
+            out["model_status"] = status.get("modelStatus") or {}
+        logs = [line for pod in out["pods"] for line in pod.get("logs") or []]
+        if logs:
+            out["last_log_lines"] = logs
+        return out
 
     def _wait_settled(self, target: ScaleTarget) -> None:
         retrying = Retrying(
@@ -244,12 +417,14 @@ def _status_message(exc: client.ApiException) -> str:
     return f"{exc.status}: {body.get('message') or exc.reason}"
 
 
-def _isvc_url(obj: dict[str, Any]) -> str | None:
-    url = (obj.get("status") or {}).get("url")
-    return f"{url.rstrip('/')}/v1" if url else None  # the vLLM runtime serves /v1
-
-
-def _revision(entry: AliasEntry, p: Plan) -> str | None:
+def _revision(entry: AliasEntry, p: Plan, sources: dict[str, str]) -> str | None:
+    """What identifies the served weights and engine: image plus Hub revision or modelcar digest."""
     if p.kind == "kserve" and entry.kserve is not None:
-        return f"{entry.image} {entry.kserve.storage_uri.rsplit('@', 1)[-1]}"
-    return entry.image
+        return f"{p.runtime} {entry.kserve.storage_uri.rsplit('@', 1)[-1]}"
+    fields = entry.kubernetes
+    if fields is None:
+        return entry.image
+    source = sources.get(entry.alias, fields.source)
+    if source.startswith("pvc"):
+        return f"{entry.image} pvc:{source[4:] or fields.pvc_path}"
+    return f"{entry.image} {fields.hub_id}@{fields.revision}"

@@ -1,38 +1,41 @@
 """Kubernetes manifests for one catalog alias, as plain dicts ready for server-side apply.
 
-Raw vLLM: PVC (model cache) + Deployment + Service. KServe: one InferenceService.
-TEI: Deployment + Service on CPU. External: nothing. Serve arguments come only from
-`deploy.serve_args`, the builder the local deployer uses too.
+Raw vLLM: cache PVC + Deployment + Service (vLLM "Using Kubernetes", production-stack chart).
+KServe: one InferenceService on an explicit runtime. TEI: cache PVC + Deployment + Service on
+CPU. External: nothing. Serve arguments come only from `deploy.serve_args`, the builder the
+local deployer uses too; weights, resources and probes from the alias's `kubernetes:` block.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from deploy.catalog import AliasEntry
+from deploy.catalog_k8s import KubernetesFields
 from deploy.k8s.errors import ManifestError
-from deploy.serve_args import tei_args, vllm_args
+from deploy.serve_args import runtime_extra_args, tei_args, vllm_args
 
-# The catalog has no field for these; module defaults until it does.
-MODEL_CACHE_SIZE = "50Gi"
-MODEL_CACHE_MOUNT = "/models"
+CACHE_MOUNT = "/models"  # vLLM: the cache PVC; HF_HOME lives on it
+TEI_CACHE_MOUNT = "/data"  # TEI's image keeps its Hub cache in /data
 HEALTH_PATH = "/health"
 VLLM_PORT = 8000
 TEI_PORT = 8080
-KSERVE_PORT = 8080  # KServe's predictor container port; the Service maps 80 -> 8080
-KSERVE_MODEL_DIR = "/mnt/models"  # where KServe mounts a modelcar's /models
 SHM_SIZE = "2Gi"
 GPU = "nvidia.com/gpu"
 MANAGED_BY = "modelgate"
+RUN_ID_LABEL = "modelgate.dev/run-id"
+TOKEN_KEY = "token"  # the key of the HF token Secret, as in vLLM's Kubernetes guide
 
 ISVC_GROUP = "serving.kserve.io"
 ISVC_VERSION = "v1beta1"
 ISVC_PLURAL = "inferenceservices"
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"
+HF_OPENAI_PREFIX = "/openai/v1"  # kserve-huggingfaceserver's OpenAI routes
 
 _PINNED_OCI = re.compile(r"^oci://[^\s@]+@sha256:[0-9a-f]{64}$")
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
@@ -51,12 +54,20 @@ class Plan(BaseModel):
     target_kind: Literal["Deployment", "InferenceService"] | None
     target_name: str | None
     gpu: bool
+    gpu_count: int = 0
     pod_selector: dict[str, str]
     backend_url: str | None  # for InferenceServices it comes from status.url once ready
+    cache_pvc: str | None = None  # kept at the end unless the user asks to delete it
+    runtime: str | None = None  # KServe: the ServingRuntime named
+    model_format: str | None = None
+    storage_uri: str | None = None
 
 
-def labels(alias: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": alias, "app.kubernetes.io/managed-by": MANAGED_BY}
+def labels(alias: str, run_id: str | None = None) -> dict[str, str]:
+    out = {"app.kubernetes.io/name": alias, "app.kubernetes.io/managed-by": MANAGED_BY}
+    if run_id:
+        out[RUN_ID_LABEL] = run_id
+    return out
 
 
 def _selector(alias: str) -> dict[str, str]:
@@ -76,40 +87,101 @@ def require_pinned_image(entry: AliasEntry) -> str:
     return image
 
 
-def model_reference(entry: AliasEntry, sources: dict[str, str] | None = None) -> str:
-    """What vLLM/TEI load. The catalog names models for humans ("..., AWQ 4-bit"), so a hub id
-    is used only when `model` looks like one; otherwise the weights are expected, staged, on the
-    model-cache volume under the served name. `sources` overrides per alias."""
+def parse_source(alias: str, value: str) -> dict[str, str]:
+    """`--model-source ALIAS=hub` or `ALIAS=pvc:PATH` as an update of the kubernetes block."""
+    if value == "hub":
+        return {"source": "hub"}
+    if value.startswith("pvc:") and value[4:].strip("/"):
+        return {"source": "pvc", "pvc_path": value[4:].strip("/")}
+    raise ManifestError(f"model source for {alias!r}: {value!r} is neither 'hub' nor 'pvc:PATH'")
+
+
+def k8s_fields(entry: AliasEntry, sources: dict[str, str] | None = None) -> KubernetesFields:
+    """The alias's `kubernetes:` block, with a `--model-source` override applied."""
+    fields = entry.kubernetes
+    if fields is None:
+        raise ManifestError(f"catalog alias {entry.alias!r}: backend {entry.backend!r} needs a "
+                            "'kubernetes' block (hub_id, revision, requests, limits)")
     if sources and entry.alias in sources:
-        return sources[entry.alias]
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", entry.model):
-        return entry.model
-    return f"{MODEL_CACHE_MOUNT}/{entry.served_model_name}"
+        update = parse_source(entry.alias, sources[entry.alias])
+        fields = KubernetesFields.model_validate({**fields.model_dump(), **update})
+    if fields.source == "hub" and fields.revision is None:
+        raise ManifestError(
+            f"catalog alias {entry.alias!r}: field 'kubernetes.revision' is not set: the Hub "
+            f"weights of {fields.hub_id} must be pinned to a full commit sha (or pass "
+            f"--model-source {entry.alias}=pvc:PATH for weights staged on the cache PVC)")
+    return fields
 
 
-def _gpu_resources(count: int) -> dict[str, Any]:
-    if count <= 0:
-        return {}
-    # Extended resources need requests == limits.
-    return {"requests": {GPU: str(count)}, "limits": {GPU: str(count)}}
+def _resources(fields: KubernetesFields, gpus: int) -> dict[str, Any]:
+    def block(cm: Any) -> dict[str, str]:
+        out = {"cpu": cm.cpu} if cm.cpu else {}
+        out["memory"] = cm.memory
+        if gpus > 0:
+            out[GPU] = str(gpus)  # extended resources need requests == limits
+        return out
+    return {"requests": block(fields.requests), "limits": block(fields.limits)}
 
 
-def _meta(name: str, namespace: str, alias: str) -> dict[str, Any]:
-    return {"name": name, "namespace": namespace, "labels": labels(alias)}
+def _meta(name: str, namespace: str, alias: str, run_id: str | None) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": labels(alias, run_id)}
 
 
-def _deployment(
-    entry: AliasEntry, namespace: str, container: dict[str, Any], volumes: list[dict[str, Any]]
-) -> dict[str, Any]:
+def _gpu_tolerations(entry: AliasEntry) -> list[dict[str, str]]:
+    # The taint the NVIDIA GPU operator and the managed GPU node pools put on GPU nodes.
+    return [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}] if entry.gpu_count else []
+
+
+def _probes(fields: KubernetesFields) -> dict[str, Any]:
+    """production-stack's shape: a long startup probe, then liveness and readiness on /health."""
+    def probe(period: int, failures: int) -> dict[str, Any]:
+        return {"httpGet": {"path": HEALTH_PATH, "port": "http"}, "periodSeconds": period,
+                "timeoutSeconds": 5, "failureThreshold": failures}
+    return {
+        "startupProbe": probe(10, math.ceil(fields.startup_budget_s / 10)),
+        "livenessProbe": probe(10, 3),
+        "readinessProbe": probe(5, 3),
+    }
+
+
+def _hf_env(fields: KubernetesFields, hf_home: str | None) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = []
+    if hf_home:
+        env.append({"name": "HF_HOME", "value": hf_home})
+    if fields.hf_token_secret:
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": fields.hf_token_secret, "key": TOKEN_KEY, "optional": True}}})
+    if fields.source == "pvc":
+        env.append({"name": "HF_HUB_OFFLINE", "value": "1"})  # staged: never reach the Hub
+    return env
+
+
+def _cache_pvc(entry: AliasEntry, fields: KubernetesFields, namespace: str,
+               run_id: str | None) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(f"{entry.alias}-model-cache", namespace, entry.alias, run_id),
+        "spec": {"accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": fields.cache_size}}},
+    }
+
+
+def _deployment(entry: AliasEntry, namespace: str, container: dict[str, Any],
+                volumes: list[dict[str, Any]], run_id: str | None,
+                runtime_class: str | None = None) -> dict[str, Any]:
     pod_spec: dict[str, Any] = {"containers": [container], "volumes": volumes}
     if entry.gpu_count > 0:
-        pod_spec["tolerations"] = [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}]
+        pod_spec["tolerations"] = _gpu_tolerations(entry)
+        if runtime_class:  # clusters whose GPU containers run under the NVIDIA runtime class
+            pod_spec["runtimeClassName"] = runtime_class
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(entry.alias, namespace, entry.alias),
+        "metadata": _meta(entry.alias, namespace, entry.alias, run_id),
         "spec": {
-            "replicas": 1,
+            # No `replicas`: it defaults to 1 on create, and later the scale subresource owns
+            # it (an applied value would conflict with the suite's own scale-downs).
             # A rolling update would need a second GPU for the surge pod; there is one.
             "strategy": {"type": "Recreate"},
             "progressDeadlineSeconds": entry.ready_timeout_s,
@@ -119,11 +191,11 @@ def _deployment(
     }
 
 
-def _service(entry: AliasEntry, namespace: str, port: int) -> dict[str, Any]:
+def _service(entry: AliasEntry, namespace: str, port: int, run_id: str | None) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(entry.alias, namespace, entry.alias),
+        "metadata": _meta(entry.alias, namespace, entry.alias, run_id),
         "spec": {
             "selector": _selector(entry.alias),
             "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
@@ -131,64 +203,64 @@ def _service(entry: AliasEntry, namespace: str, port: int) -> dict[str, Any]:
     }
 
 
-def _probe(port_name: str = "http") -> dict[str, Any]:
-    return {
-        "httpGet": {"path": HEALTH_PATH, "port": port_name},
-        "periodSeconds": 10,
-        "timeoutSeconds": 5,
-        "failureThreshold": 3,
-    }
-
-
-def raw_vllm_manifests(
-    entry: AliasEntry, namespace: str, sources: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
-    pvc_name = f"{entry.alias}-model-cache"
-    pvc = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": _meta(pvc_name, namespace, entry.alias),
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": MODEL_CACHE_SIZE}},
-        },
-    }
+def raw_vllm_manifests(entry: AliasEntry, namespace: str, sources: dict[str, str] | None = None,
+                       run_id: str | None = None, runtime_class: str | None = None
+                       ) -> list[dict[str, Any]]:
+    fields = k8s_fields(entry, sources)
+    pvc = _cache_pvc(entry, fields, namespace, run_id)
+    if fields.source == "pvc":
+        model, revision = f"{CACHE_MOUNT}/{fields.pvc_path}", None
+    else:
+        model, revision = fields.hub_id or "", fields.revision
     container = {
         "name": "vllm",
         "image": require_pinned_image(entry),
-        "args": vllm_args(entry, model=model_reference(entry, sources), port=VLLM_PORT),
-        "env": [{"name": "HF_HOME", "value": f"{MODEL_CACHE_MOUNT}/hf"}],
+        "args": vllm_args(entry, model=model, port=VLLM_PORT, revision=revision),
+        "env": _hf_env(fields, f"{CACHE_MOUNT}/hf"),
         "ports": [{"name": "http", "containerPort": VLLM_PORT, "protocol": "TCP"}],
-        "readinessProbe": _probe(),
-        "resources": _gpu_resources(entry.gpu_count),
+        **_probes(fields),
+        "resources": _resources(fields, entry.gpu_count),
         "volumeMounts": [
-            {"name": "model-cache", "mountPath": MODEL_CACHE_MOUNT},
+            {"name": "model-cache", "mountPath": CACHE_MOUNT},
             {"name": "dshm", "mountPath": "/dev/shm"},  # vLLM's workers share tensors via shm
         ],
     }
     volumes = [
-        {"name": "model-cache", "persistentVolumeClaim": {"claimName": pvc_name}},
+        {"name": "model-cache", "persistentVolumeClaim": {"claimName": pvc["metadata"]["name"]}},
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
     ]
-    return [pvc, _deployment(entry, namespace, container, volumes), _service(entry, namespace, VLLM_PORT)]
+    return [pvc, _deployment(entry, namespace, container, volumes, run_id, runtime_class),
+            _service(entry, namespace, VLLM_PORT, run_id)]
 
 
-def tei_manifests(
-    entry: AliasEntry, namespace: str, sources: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
+def tei_manifests(entry: AliasEntry, namespace: str, sources: dict[str, str] | None = None,
+                  run_id: str | None = None) -> list[dict[str, Any]]:
+    fields = k8s_fields(entry, sources)
+    pvc = _cache_pvc(entry, fields, namespace, run_id)
+    if fields.source == "pvc":
+        model, revision = f"{TEI_CACHE_MOUNT}/{fields.pvc_path}", None
+    else:
+        model, revision = fields.hub_id or "", fields.revision
     container = {
         "name": "tei",
         "image": require_pinned_image(entry),
-        "args": tei_args(entry, model=model_reference(entry, sources), port=TEI_PORT),
+        "args": tei_args(entry, model=model, port=TEI_PORT, revision=revision),
+        "env": _hf_env(fields, None),  # the image sets HUGGINGFACE_HUB_CACHE=/data
         "ports": [{"name": "http", "containerPort": TEI_PORT, "protocol": "TCP"}],
-        "readinessProbe": _probe(),
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}],  # TEI's hub cache
+        **_probes(fields),
+        "resources": _resources(fields, 0),
+        "volumeMounts": [{"name": "data", "mountPath": TEI_CACHE_MOUNT}],
     }
-    volumes = [{"name": "data", "emptyDir": {}}]
-    return [_deployment(entry, namespace, container, volumes), _service(entry, namespace, TEI_PORT)]
+    volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": pvc["metadata"]["name"]}}]
+    if not container["env"]:
+        del container["env"]
+    return [pvc, _deployment(entry, namespace, container, volumes, run_id),
+            _service(entry, namespace, TEI_PORT, run_id)]
 
 
-def inference_service(entry: AliasEntry, namespace: str) -> dict[str, Any]:
+def inference_service(entry: AliasEntry, namespace: str, run_id: str | None = None,
+                      runtime_class: str | None = None) -> dict[str, Any]:
+    """An InferenceService on the named runtime: only extra args, weights from the modelcar."""
     spec = entry.kserve
     if spec is None:
         raise ManifestError(f"catalog alias {entry.alias!r}: backend kserve needs a 'kserve' block")
@@ -197,24 +269,33 @@ def inference_service(entry: AliasEntry, namespace: str) -> dict[str, Any]:
             f"catalog alias {entry.alias!r}: field 'kserve.storage_uri' {spec.storage_uri!r} is not "
             "a digest-pinned modelcar (expected oci://registry/repo@sha256:<64 hex>)"
         )
+    fields = entry.kubernetes
+    if fields is None:
+        raise ManifestError(f"catalog alias {entry.alias!r}: KServe needs a 'kubernetes' block "
+                            "(runtime, requests, limits)")
     annotations = {DEPLOYMENT_MODE: spec.deployment_mode}
     if spec.autoscaler_class:
         annotations[AUTOSCALER_CLASS] = spec.autoscaler_class
     model: dict[str, Any] = {
-        "modelFormat": {"name": "vLLM"},
+        "modelFormat": {"name": fields.kserve_model_format},
+        "runtime": fields.kserve_runtime,
         "storageUri": spec.storage_uri,
-        # The same pinned engine as the raw path, so raw and KServe are engine-identical.
-        "image": require_pinned_image(entry),
-        "args": vllm_args(entry, model=KSERVE_MODEL_DIR, port=KSERVE_PORT),
+        "args": runtime_extra_args(entry),
+        # The modelcar holds the weights: the runtime must not reach for the Hub.
+        "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
+        "resources": _resources(fields, entry.gpu_count),
     }
-    resources = _gpu_resources(entry.gpu_count)
-    if resources:
-        model["resources"] = resources
+    predictor: dict[str, Any] = {"minReplicas": 1, "maxReplicas": 1, "model": model}
+    if entry.gpu_count:
+        predictor["tolerations"] = _gpu_tolerations(entry)
+        if runtime_class:
+            predictor["runtimeClassName"] = runtime_class
     return {
         "apiVersion": f"{ISVC_GROUP}/{ISVC_VERSION}",
         "kind": "InferenceService",
-        "metadata": {**_meta(spec.name, namespace, entry.alias), "annotations": annotations},
-        "spec": {"predictor": {"minReplicas": 1, "maxReplicas": 1, "model": model}},
+        "metadata": {**_meta(spec.name, namespace, entry.alias, run_id),
+                     "annotations": annotations},
+        "spec": {"predictor": predictor},
     }
 
 
@@ -230,23 +311,33 @@ def plan(
     *,
     prefer_kserve: bool = False,
     sources: dict[str, str] | None = None,
+    run_id: str | None = None,
+    runtime_class: str | None = None,
 ) -> Plan:
     kind = kind_of(entry, prefer_kserve)
-    common = {"alias": entry.alias, "kind": kind, "namespace": namespace, "gpu": entry.gpu_count > 0}
+    common = {"alias": entry.alias, "kind": kind, "namespace": namespace,
+              "gpu": entry.gpu_count > 0, "gpu_count": entry.gpu_count}
     if kind == "external":
         return Plan(**common, manifests=[], target_kind=None, target_name=None,
                     pod_selector={}, backend_url=None)
     if kind == "kserve":
-        isvc = inference_service(entry, namespace)
+        from deploy.k8s.isvc_validate import validate_inference_service
+
+        isvc = inference_service(entry, namespace, run_id, runtime_class)
+        validate_inference_service(isvc)
         name = isvc["metadata"]["name"]
+        model = isvc["spec"]["predictor"]["model"]
         return Plan(**common, manifests=[isvc], target_kind="InferenceService", target_name=name,
-                    pod_selector={"serving.kserve.io/inferenceservice": name}, backend_url=None)
+                    pod_selector={"serving.kserve.io/inferenceservice": name}, backend_url=None,
+                    runtime=model["runtime"], model_format=model["modelFormat"]["name"],
+                    storage_uri=model["storageUri"])
     if kind == "raw-vllm":
-        manifests, port = raw_vllm_manifests(entry, namespace, sources), VLLM_PORT
+        manifests = raw_vllm_manifests(entry, namespace, sources, run_id, runtime_class)
+        port = VLLM_PORT
     else:
-        manifests, port = tei_manifests(entry, namespace, sources), TEI_PORT
+        manifests, port = tei_manifests(entry, namespace, sources, run_id), TEI_PORT
     return Plan(
         **common, manifests=manifests, target_kind="Deployment", target_name=entry.alias,
-        pod_selector=_selector(entry.alias),
+        pod_selector=_selector(entry.alias), cache_pvc=manifests[0]["metadata"]["name"],
         backend_url=f"http://{entry.alias}.{namespace}.svc.cluster.local:{port}/v1",
     )

@@ -28,6 +28,10 @@ def deployment_readiness(obj: dict[str, Any]) -> Readiness:
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         return Readiness(ready=False, failed=True, reason="ProgressDeadlineExceeded",
                          message=progressing.get("message") or "")
+    failure = _condition(obj, "ReplicaFailure")
+    if failure and failure.get("status") == "True":  # quota, admission webhook: pods never come
+        return Readiness(ready=False, failed=True, reason=failure.get("reason") or "ReplicaFailure",
+                         message=failure.get("message") or "condition ReplicaFailure is True")
     generation = obj.get("metadata", {}).get("generation") or 0
     observed = status.get("observedGeneration") or 0
     wanted = spec.get("replicas", 1)
@@ -47,17 +51,32 @@ def deployment_readiness(obj: dict[str, Any]) -> Readiness:
     return Readiness(ready=True)
 
 
+# KServe's model failure reasons (FailureReason and TransitionStatus in its v1beta1 status):
+# a new spec or a runtime fix is needed, waiting will not help.
+ISVC_FAILURES = {"ModelLoadFailed", "RuntimeUnhealthy", "RuntimeDisabled", "NoSupportingRuntime",
+                 "RuntimeNotRecognized", "InvalidPredictorSpec"}
+ISVC_BLOCKED = {"InvalidSpec", "BlockedByFailedLoad"}
+
+
 def isvc_readiness(obj: dict[str, Any]) -> Readiness:
-    """Ready=True for the current generation (a stale Ready belongs to the previous spec)."""
-    generation = obj.get("metadata", {}).get("generation") or 0
-    observed = (obj.get("status") or {}).get("observedGeneration") or 0
+    """Ready=True with a status.url (CONTRACTS.md section 5). In Standard mode observedGeneration
+    is copied from the predictor Deployment, so it is not compared with metadata.generation."""
+    status = obj.get("status") or {}
+    model = status.get("modelStatus") or {}
+    info = model.get("lastFailureInfo") or {}
+    transition = model.get("transitionStatus")
+    if transition in ISVC_BLOCKED or info.get("reason") in ISVC_FAILURES:
+        reason = transition if transition == "InvalidSpec" else info.get("reason") or transition
+        where = f" ({info['location']})" if info.get("location") else ""
+        return Readiness(ready=False, failed=True, reason=reason,
+                         message=(info.get("message") or f"modelStatus.transitionStatus "
+                                  f"{transition}") + where)
     ready = _condition(obj, "Ready")
-    if ready and ready.get("status") == "True" and observed >= generation:
+    if ready and ready.get("status") == "True" and status.get("url"):
         return Readiness(ready=True)
     if ready is None:
         return Readiness(ready=False, reason="NoReadyCondition", message="no Ready condition yet")
-    if observed < generation:
-        return Readiness(ready=False, reason="NotObserved",
-                         message=f"generation {generation} not yet observed (observed {observed})")
+    if ready.get("status") == "True":
+        return Readiness(ready=False, reason="NoURL", message="Ready but status.url is not set")
     return Readiness(ready=False, reason=ready.get("reason") or "NotReady",
                      message=ready.get("message") or "condition Ready is not True")

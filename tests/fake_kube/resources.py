@@ -18,6 +18,7 @@ RESOURCES = {
     r.plural: r
     for r in (
         Resource("deployments", "/apis/apps/v1", "apps/v1", "Deployment"),
+        Resource("replicasets", "/apis/apps/v1", "apps/v1", "ReplicaSet"),
         Resource("services", "/api/v1", "v1", "Service"),
         Resource("persistentvolumeclaims", "/api/v1", "v1", "PersistentVolumeClaim"),
         Resource("pods", "/api/v1", "v1", "Pod"),

@@ -1,20 +1,26 @@
 """FakeKube: a STAND-IN for the Kubernetes API server (not Kubernetes), for the suite's own tests.
 
 It speaks the REST paths and JSON shapes the official kubernetes Python client uses: apps/v1
-deployments (with /scale), v1 services, persistentvolumeclaims, pods (with /log) and events,
-serving.kserve.io/v1beta1 inferenceservices; GET, LIST (labelSelector, fieldSelector) and PATCH
-(server-side apply, merge, strategic merge). Errors are `kind: Status` objects.
+deployments (with /scale) and replicasets, v1 services, persistentvolumeclaims, pods (with /log,
+and across namespaces), nodes and events, serving.kserve.io/v1beta1 inferenceservices, KServe's
+ClusterServingRuntimes and its inferenceservice-config ConfigMap; GET, LIST (labelSelector,
+fieldSelector), DELETE (foreground: a Deployment's pods and an InferenceService's predictor go
+with it) and PATCH (server-side apply with dryRun=All, merge, strategic merge). Errors are
+`kind: Status` objects.
 
 Instead of controllers it runs scripted transitions, advanced by reads of the owning object so
 that tests are deterministic: a Deployment becomes ready, never schedules (Insufficient
-nvidia.com/gpu), fails to pull its image, crash-loops with logs, or exceeds its progress
-deadline; an InferenceService's Ready flips to True (and in Standard/RawDeployment mode it
-creates a `<name>-predictor` Deployment, as KServe does).
+nvidia.com/gpu), fails to pull its image, crash-loops with logs, exceeds its progress deadline
+or reports ReplicaFailure; an InferenceService's Ready flips to True (in Standard/RawDeployment
+mode it creates a `<name>-predictor` Deployment, as KServe does) or it reports InvalidSpec /
+ModelLoadFailed in `status.modelStatus`. Pods are bound to one node with `gpus` allocatable
+nvidia.com/gpu and owned Pod -> ReplicaSet -> Deployment.
 
-Simplifications, deliberately: server-side apply merges the applied configuration into the stored
-object (maps merge, lists replace) and does not prune fields a manager stopped applying; field
-ownership is per object (a different earlier manager + a change + no force = 409), not per field.
-Every change of a replica count is recorded in `history`.
+Server-side apply follows Kubernetes' field ownership: managedFields per (manager, operation) in
+the FieldsV1 shape; an unforced apply that changes a value another manager owns is a 409 whose
+`details.causes` name the manager and the field; force moves the fields. Simplifications,
+deliberately: maps merge, lists are owned and replaced whole (no merge keys), and fields a manager
+stops applying are not pruned. Every change of a replica count is recorded in `history`.
 """
 
 from __future__ import annotations
@@ -36,11 +42,22 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests.fake_kube.resources import RESOURCES, Resource
-from tests.fake_kube.store import ApiError, matches, merge_patch, same
+from tests.fake_kube.store import (
+    ApiError,
+    Path,
+    dotted,
+    from_fields_v1,
+    leaves,
+    matches,
+    merge_patch,
+    same,
+    to_fields_v1,
+)
 
 GPU = "nvidia.com/gpu"
 UNSCHEDULABLE = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
-Scenario = Literal["ready", "unschedulable", "image_pull", "crash_loop", "progress_deadline"]
+Scenario = Literal["ready", "unschedulable", "image_pull", "crash_loop", "progress_deadline",
+                   "replica_failure", "invalid_spec", "model_load_failed"]
 
 
 class Script(BaseModel):
@@ -82,14 +99,21 @@ class FakeKube:
     """Stand-in Kubernetes API server state plus its starlette app (`.app`)."""
 
     def __init__(self, namespaces: tuple[str, ...] = ("default", "models"), *,
-                 kserve: bool = True) -> None:
+                 kserve: bool = True, gpus: int = 1,
+                 runtimes: tuple[str, ...] = ("kserve-huggingfaceserver",),
+                 modelcar: bool = True) -> None:
         self.namespaces = set(namespaces)
         self.kserve = kserve  # False: a cluster without the KServe CRDs
+        # One schedulable node with `gpus` allocatable nvidia.com/gpu (a single L4 by default).
+        self.nodes: list[dict[str, Any]] = [_node("gpu-node-1", gpus)]
+        self.runtimes = {name: ["huggingface"] for name in runtimes}  # ClusterServingRuntimes
+        self.modelcar = modelcar  # storageInitializer.enableModelcar in inferenceservice-config
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.scripts: dict[str, Script] = {}
         self.history: list[ReplicaEvent] = []
         self.calls: list[Call] = []
         self.logs: dict[str, list[str]] = {}  # pod name -> previous container's log lines
+        self.deleted: list[str] = []  # "Kind/ns/name" of every DELETE
         self._reads: dict[tuple[str, str, str], int] = {}
         self._lock = threading.RLock()
         self._rv = itertools.count(1000)
@@ -99,14 +123,21 @@ class FakeKube:
             Route("/version", self._version),
             Route("/version/", self._version),
             Route("/api/v1/namespaces/{ns}", self._namespace),
+            Route("/api/v1/nodes", self._nodes),
+            Route("/api/v1/pods", self._all_pods),
+            Route("/api/v1/namespaces/kserve/configmaps/inferenceservice-config",
+                  self._kserve_config),
+            Route("/apis/serving.kserve.io/v1alpha1/clusterservingruntimes/{name}",
+                  self._runtime),
             Route("/api/v1/namespaces/{ns}/pods/{name}/log", self._pod_log),
             Route("/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale", self._scale,
                   methods=["GET", "PATCH"]),
             Route("/api/v1/namespaces/{ns}/{plural}", self._collection),
-            Route("/api/v1/namespaces/{ns}/{plural}/{name}", self._item, methods=["GET", "PATCH"]),
+            Route("/api/v1/namespaces/{ns}/{plural}/{name}", self._item,
+                  methods=["GET", "PATCH", "DELETE"]),
             Route("/apis/{group}/{version}/namespaces/{ns}/{plural}", self._collection),
             Route("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}", self._item,
-                  methods=["GET", "PATCH"]),
+                  methods=["GET", "PATCH", "DELETE"]),
         ])
 
     # -- test-facing helpers -------------------------------------------------------------------
@@ -114,13 +145,16 @@ class FakeKube:
                logs: list[str] | None = None) -> None:
         self.scripts[name] = Script(scenario=scenario, after_reads=after_reads, logs=logs or [])
 
-    def put(self, obj: dict[str, Any], manager: str = "kubectl") -> dict[str, Any]:
-        """Create an object as another client would (a pre-existing workload)."""
+    def put(self, obj: dict[str, Any], manager: str = "kubectl",
+            operation: Literal["Update", "Apply"] = "Update") -> dict[str, Any]:
+        """Create an object as another client would (a pre-existing workload; `Apply` for a
+        GitOps controller that uses server-side apply)."""
         plural = next(r.plural for r in RESOURCES.values() if r.kind == obj["kind"])
         meta = obj["metadata"]
         with self._lock:
+            self.namespaces.add(meta["namespace"])
             return copy.deepcopy(self._write(RESOURCES[plural], meta["namespace"], meta["name"],
-                                             obj, manager, "Update"))
+                                             obj, manager, operation, force=True))
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
@@ -161,7 +195,7 @@ class FakeKube:
         return obj
 
     def _write(self, res: Resource, ns: str, name: str, body: dict[str, Any], manager: str,
-               operation: str, force: bool = True) -> dict[str, Any]:
+               operation: str, force: bool = False, dry_run: bool = False) -> dict[str, Any]:
         if ns not in self.namespaces:
             raise ApiError(404, "NotFound", f'namespaces "{ns}" not found')
         if body.get("kind") != res.kind or body.get("apiVersion") != res.api_version:
@@ -173,6 +207,7 @@ class FakeKube:
         old = self.objects.get(key)
         if old is None:
             obj = self._create(res, ns, name, body)
+            touched = set(leaves(body))
         else:
             obj = copy.deepcopy(old)
             for part in ("labels", "annotations"):
@@ -181,20 +216,43 @@ class FakeKube:
                                                         body["metadata"][part])
             if "spec" in body:
                 obj["spec"] = merge_patch(obj.get("spec") or {}, body["spec"])
+            if operation == "Apply" and not force:
+                self._refuse_conflicts(res, old, body, manager)
             if same(old, obj):
                 return old  # a no-op apply writes nothing
-            others = {m["manager"] for m in old["metadata"].get("managedFields", [])} - {manager}
-            if operation == "Apply" and others and not force:
-                raise ApiError(409, "Conflict", f"Apply failed with conflicts: conflict with "
-                               f"{sorted(others)[0]!r} (use force=true to take ownership)")
+            before, after = leaves(old), leaves(obj)
+            touched = set(leaves(body)) if operation == "Apply" else \
+                {p for p in after.keys() | before.keys() if before.get(p) != after.get(p)}
             if not same(old.get("spec"), obj.get("spec")):
                 obj["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
-        self._own(obj, manager, operation, res.api_version)
+        self._own(obj, manager, operation, res.api_version, touched, old)
+        if dry_run:
+            return obj  # dryRun=All: validated and answered, never stored
         obj = self._store(res.plural, obj)
         self._reads[key] = 0 if old is None or not same(old.get("spec"), obj.get("spec")) \
             else self._reads.get(key, 0)
         self._after_change(res, obj, old)
         return self.objects[key]
+
+    def _refuse_conflicts(self, res: Resource, old: dict[str, Any], body: dict[str, Any],
+                          manager: str) -> None:
+        """409 when the apply changes a value another manager owns (what SSA does unforced)."""
+        applied, stored = leaves(body), leaves(old)
+        causes = []
+        for entry in old["metadata"].get("managedFields", []):
+            if entry["manager"] == manager:
+                continue
+            owned = from_fields_v1(entry.get("fieldsV1") or {})
+            for path in sorted(p for p in applied if p in owned and stored.get(p) != applied[p]):
+                causes.append({"reason": "FieldManagerConflict", "field": dotted(path),
+                               "message": f'conflict with "{entry["manager"]}" using '
+                                          f'{entry["apiVersion"]}'})
+        if causes:
+            lines = "\n".join(f"- {c['message']}: {c['field']}" for c in causes)
+            raise ApiError(409, "Conflict", f"Apply failed with {len(causes)} conflict"
+                           f"{'s' if len(causes) > 1 else ''}: {lines}",
+                           details={"name": old["metadata"]["name"], "group": res.prefix,
+                                    "kind": res.plural, "causes": causes})
 
     def _create(self, res: Resource, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         meta = body.get("metadata") or {}
@@ -218,11 +276,27 @@ class FakeKube:
             obj["status"] = {"phase": "Bound"}
         return obj
 
-    def _own(self, obj: dict[str, Any], manager: str, operation: str, api_version: str) -> None:
-        fields = [m for m in obj["metadata"].get("managedFields", []) if m["manager"] != manager]
-        fields.append({"manager": manager, "operation": operation, "apiVersion": api_version,
-                       "time": self._now(), "fieldsType": "FieldsV1", "fieldsV1": {}})
-        obj["metadata"]["managedFields"] = fields
+    def _own(self, obj: dict[str, Any], manager: str, operation: str, api_version: str,
+             touched: set[Path], old: dict[str, Any] | None) -> None:
+        """managedFields per (manager, operation), FieldsV1-shaped; changed fields move to the
+        writer (after a forced apply or any update), equal values stay shared."""
+        before = leaves(old) if old else {}
+        after = leaves(obj)
+        moved = {p for p in touched if before.get(p) != after.get(p)}
+        entries = []
+        mine: set[Path] = set()
+        for entry in obj["metadata"].get("managedFields", []):
+            paths = from_fields_v1(entry.get("fieldsV1") or {})
+            if (entry["manager"], entry["operation"]) == (manager, operation):
+                mine = paths if operation == "Update" else set()
+                continue
+            paths -= moved
+            if paths:
+                entries.append({**entry, "fieldsV1": to_fields_v1(paths)})
+        entries.append({"manager": manager, "operation": operation, "apiVersion": api_version,
+                        "time": self._now(), "fieldsType": "FieldsV1",
+                        "fieldsV1": to_fields_v1(mine | touched)})
+        obj["metadata"]["managedFields"] = entries
 
     # -- scripted controllers -------------------------------------------------------------------
     def _after_change(self, res: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -243,6 +317,15 @@ class FakeKube:
         wanted = dep["spec"].get("replicas", 1)
         template = dep["spec"]["template"]
         digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        rs_name = f"{name}-{digest}"
+        self._store("replicasets", {
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": rs_name, "namespace": ns, "uid": rs_name,
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                              "name": name, "uid": dep["metadata"]["uid"],
+                                              "controller": True}]},
+            "spec": {"replicas": wanted, "selector": copy.deepcopy(dep["spec"]["selector"])},
+            "status": {"replicas": wanted}})
         pods = [self._pod(dep, f"{name}-{digest}-{i}", digest, script, shown) for i in range(wanted)]
         keep = {p["metadata"]["name"] for p in pods}
         for key in [k for k, o in self.objects.items() if k[0] == "pods" and k[1] == ns
@@ -257,6 +340,12 @@ class FakeKube:
                        "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
                        "message": "Deployment has minimum availability." if available
                        else "Deployment does not have minimum availability."}]
+        if script.scenario == "replica_failure" and shown and wanted > 0:
+            conditions.append({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                               "message": f'pods "{name}-{digest}-0" is forbidden: exceeded quota: '
+                                          "gpu-quota, requested: requests.nvidia.com/gpu=1, "
+                                          "used: requests.nvidia.com/gpu=1, limited: "
+                                          "requests.nvidia.com/gpu=1"})
         if script.scenario == "progress_deadline" and shown and wanted > 0:
             conditions.append({"type": "Progressing", "status": "False",
                                "reason": "ProgressDeadlineExceeded",
@@ -310,10 +399,16 @@ class FakeKube:
         elif sc == "ready" and shown:
             phase, ready = "Running", True
             cs.update(ready=True, started=True, state={"running": {"startedAt": "2026-01-01T00:00:00Z"}})
+        if sc != "unschedulable":
+            spec["nodeName"] = self.nodes[0]["metadata"]["name"]
         pod = {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": ns, "labels": labels, "uid": name,
-                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+                         "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                              "name": f"{dep['metadata']['name']}-{digest}",
+                                              "uid": f"{dep['metadata']['name']}-{digest}",
+                                              "controller": True}]},
             "spec": spec,
             "status": {"phase": phase,
                        "conditions": [scheduled, {"type": "Ready", "status": str(ready)}],
@@ -372,7 +467,7 @@ class FakeKube:
                 dep["status"].get("availableReplicas", 0) >= 1
         script = self.scripts.get(name, Script())
         shown = self._reads.get(("inferenceservices", ns, name), 0) >= script.after_reads
-        ready = shown and predictor_ready
+        ready = shown and predictor_ready and script.scenario == "ready"
         generation = isvc["metadata"]["generation"]
         flag = "True" if ready else "False"
         conditions = [
@@ -390,6 +485,20 @@ class FakeKube:
         }
         if ready:
             status["url"] = f"http://{name}-predictor.{ns}.svc.cluster.local"
+        if shown and script.scenario in ("invalid_spec", "model_load_failed"):
+            invalid = script.scenario == "invalid_spec"
+            status["modelStatus"] = {
+                "transitionStatus": "InvalidSpec" if invalid else "BlockedByFailedLoad",
+                "states": {"activeModelState": "" if invalid else "FailedToLoad",
+                           "targetModelState": "FailedToLoad"},
+                "lastFailureInfo": {
+                    "reason": "InvalidPredictorSpec" if invalid else "ModelLoadFailed",
+                    "location": f"{name}-predictor-0",
+                    "message": script.logs[-1] if script.logs else
+                    ("specified runtime does not support specified framework/version"
+                     if invalid else "model failed to load")}}
+            conditions[-1].update(reason=status["modelStatus"]["transitionStatus"],
+                                  message=status["modelStatus"]["lastFailureInfo"]["message"])
         updated = copy.deepcopy(isvc)
         updated["status"] = status
         self._store("inferenceservices", updated)
@@ -468,6 +577,8 @@ class FakeKube:
             res, ns, name = self._resource(request), request.path_params["ns"], request.path_params["name"]
             if request.method == "GET":
                 return JSONResponse(copy.deepcopy(self._read(res, ns, name)))
+            if request.method == "DELETE":
+                return JSONResponse(self._delete(res, ns, name))
             created = (res.plural, ns, name) not in self.objects
             obj = self._patch(request, res, ns, name, body)
             return JSONResponse(copy.deepcopy(obj), status_code=201 if created else 200)
@@ -486,7 +597,7 @@ class FakeKube:
                 raise ApiError(400, "BadRequest",
                                "PATCH, application/apply-patch+yaml: fieldManager is required")
             return self._write(res, ns, name, patch, q["fieldManager"], "Apply",
-                               force=q.get("force") == "true")
+                               force=q.get("force") == "true", dry_run=q.get("dryRun") == "All")
         if ctype == "application/strategic-merge-patch+json" and res.custom:
             raise ApiError(415, "UnsupportedMediaType",
                            "the body of the request was in an unknown format - accepted media "
@@ -528,6 +639,75 @@ class FakeKube:
             })
         return await self._handle(request, run)
 
+    def _delete(self, res: Resource, ns: str, name: str) -> dict[str, Any]:
+        """Delete an object; a Deployment takes its ReplicaSets and pods along (foreground
+        propagation, done at once), an InferenceService its predictor Deployment."""
+        key = (res.plural, ns, name)
+        if key not in self.objects:
+            raise ApiError(404, "NotFound", f'{res.plural} "{name}" not found')
+        obj = self.objects.pop(key)
+        self.deleted.append(f"{res.kind}/{ns}/{name}")
+        if res.kind == "Deployment":
+            if obj["spec"].get("replicas", 1) > 0:
+                self.history.append(ReplicaEvent("Deployment", name, 0,
+                                                 _gpu_of(obj["spec"]["template"]["spec"])))
+            for k in [k for k, o in self.objects.items() if k[1] == ns and (
+                    (k[0] == "pods" and o["metadata"].get("labels", {}).get(
+                        "fake.modelgate/owner") == name)
+                    or (k[0] == "replicasets" and o["metadata"]["ownerReferences"][0]["name"] == name))]:
+                del self.objects[k]
+        elif res.kind == "InferenceService" and ("deployments", ns, f"{name}-predictor") in self.objects:
+            self._delete(RESOURCES["deployments"], ns, f"{name}-predictor")
+        return {"kind": "Status", "apiVersion": "v1", "status": "Success",
+                "details": {"name": name, "kind": res.plural}}
+
+    async def _nodes(self, request: Request) -> Response:
+        return await self._handle(request, lambda _: JSONResponse({
+            "apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "1"},
+            "items": copy.deepcopy(self.nodes)}))
+
+    async def _all_pods(self, request: Request) -> Response:
+        def run(_: bytes) -> Response:
+            for (plural, _ns, _name), obj in list(self.objects.items()):
+                if plural == "deployments":  # time passes for every workload
+                    self._sync_deployment(obj)
+            q = request.query_params
+            items = [copy.deepcopy(o) for (plural, _, _), o in sorted(self.objects.items())
+                     if plural == "pods" and matches(o, q.get("labelSelector"), None)]
+            return JSONResponse({"apiVersion": "v1", "kind": "PodList",
+                                 "metadata": {"resourceVersion": str(next(self._rv))},
+                                 "items": items})
+        return await self._handle(request, run)
+
+    async def _runtime(self, request: Request) -> Response:
+        def run(_: bytes) -> Response:
+            name = request.path_params["name"]
+            if not self.kserve or name not in self.runtimes:
+                raise ApiError(404, "NotFound",
+                               f'clusterservingruntimes.serving.kserve.io "{name}" not found')
+            return JSONResponse({
+                "apiVersion": "serving.kserve.io/v1alpha1", "kind": "ClusterServingRuntime",
+                "metadata": {"name": name},
+                "spec": {"supportedModelFormats": [{"name": f, "version": "1", "autoSelect": True}
+                                                   for f in self.runtimes[name]],
+                         "containers": [{"name": "kserve-container",
+                                         "image": "kserve/huggingfaceserver:v0.20.0",
+                                         "args": ["--model_name={{.Name}}"]}]}})
+        return await self._handle(request, run)
+
+    async def _kserve_config(self, request: Request) -> Response:
+        def run(_: bytes) -> Response:
+            if not self.kserve:
+                raise ApiError(404, "NotFound", 'configmaps "inferenceservice-config" not found')
+            storage = {"image": "kserve/storage-initializer:v0.20.0",
+                       "enableModelcar": self.modelcar, "cpuModelcar": "10m",
+                       "memoryModelcar": "15Mi"}
+            return JSONResponse({"apiVersion": "v1", "kind": "ConfigMap",
+                                 "metadata": {"name": "inferenceservice-config",
+                                              "namespace": "kserve"},
+                                 "data": {"storageInitializer": json.dumps(storage)}})
+        return await self._handle(request, run)
+
     async def _pod_log(self, request: Request) -> Response:
         def run(_: bytes) -> Response:
             ns, name = request.path_params["ns"], request.path_params["name"]
@@ -542,3 +722,14 @@ class FakeKube:
             lines = (lines or [])[-tail:] if tail else (lines or [])
             return PlainTextResponse("".join(f"{line}\n" for line in lines))
         return await self._handle(request, run)
+
+
+def _node(name: str, gpus: int) -> dict[str, Any]:
+    allocatable = {"cpu": "8", "memory": "32Gi", "pods": "110"}
+    if gpus:
+        allocatable[GPU] = str(gpus)
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "spec": {"taints": [{"key": GPU, "value": "present", "effect": "NoSchedule"}]
+                     if gpus else []},
+            "status": {"allocatable": allocatable, "capacity": dict(allocatable)}}
