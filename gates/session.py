@@ -18,7 +18,7 @@ from deploy.catalog import AliasEntry, Catalog, atomic_write_text, load_catalog,
 from deploy.catalog_table import write_table
 from deploy.deployer import Deployer, Deployment
 from deploy.ledger import Counts, GateRecord, Ledger, Target, Verdict, derive_statuses, now
-from deploy.litellm_admin import LiteLLMAdmin, VirtualKey, redact_text, redact_url, throwaway_key
+from deploy.litellm_admin import LiteLLMAdmin, VirtualKey, gate_key, redact_text, redact_url
 from deploy.route_check import RouteCheckError, route_check
 from evals.response_cache import CacheScope, CacheSwitch, ResponseCache, caching_http_client
 from gates.parallel import GpuTurn, holds_exclusive_gpu
@@ -255,7 +255,8 @@ class GateSession:
             self._record_platform_error(entry, gate, "deploy failed", exc, started)
             raise
         budget = entry.gate(gate).get("max_budget_usd")
-        with throwaway_key(
+        # A throwaway key; the master key on a gateway without a key database (said once).
+        with gate_key(
             self.admin,
             alias=f"modelgate-{self.run_id}-{alias}",
             models=[alias],

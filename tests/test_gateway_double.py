@@ -506,7 +506,7 @@ def test_unknown_key_missing_key_and_unknown_model(env: Env) -> None:
     key = env.key()
     unknown = env.call(key, model="nope")
     assert unknown.status_code == 400
-    assert unknown.json()["error"]["message"].startswith("Invalid model name passed in model=nope")
+    assert unknown.json()["error"]["message"].startswith("/chat/completions: Invalid model name passed in model=nope")
     not_json = env.http.post("/v1/chat/completions", content=b"{", headers={"authorization": f"Bearer {key}"})
     assert not_json.status_code == 400
 
