@@ -46,6 +46,9 @@ _NO_DATABASE = re.compile(
     r"\b(DB|Database) not connected|Not connected to DB|No DB Connected|No connected db", re.IGNORECASE
 )
 NO_KEY_DATABASE = "the gateway has no key database"
+# The name the master key goes by when it stands in for a throwaway key: messages that name the
+# gate's key ("GET /key/info for <name> failed") then say why.
+MASTER_KEY_NAME = f"the master key ({NO_KEY_DATABASE})"
 
 
 # ----- redaction -----
@@ -440,8 +443,8 @@ class LiteLLMAdmin:
 
     def master_as_key(self) -> VirtualKey:
         """The master key in a VirtualKey, for a gateway without a key database (never printed:
-        its name is "master key")."""
-        return VirtualKey(alias="master key", key_name="master key", secret=self._master)
+        its name is MASTER_KEY_NAME)."""
+        return VirtualKey(alias="master key", key_name=MASTER_KEY_NAME, secret=self._master)
 
     def spend_logs(self, key: str | VirtualKey | None = None) -> list[dict[str, Any]]:
         params = None if key is None else {"api_key": _raw(key)}
@@ -513,7 +516,7 @@ def gate_key(
                 "gating with the master key what needs no virtual key; budget and per-key spend "
                 f"checks end as ERROR \"{NO_KEY_DATABASE}\"")
         log.warning("%s", line)
-        (notify or (lambda text: warnings.warn(text, NoKeyDatabaseWarning, stacklevel=3)))(line)
+        (notify or (lambda text: warnings.warn(text, NoKeyDatabaseWarning, stacklevel=2)))(line)
         yield admin.master_as_key()
         return
     admin.has_key_database = True

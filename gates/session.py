@@ -18,7 +18,15 @@ from deploy.catalog import AliasEntry, Catalog, atomic_write_text, load_catalog,
 from deploy.catalog_table import write_table
 from deploy.deployer import Deployer, Deployment
 from deploy.ledger import Counts, GateRecord, Ledger, Target, Verdict, derive_statuses, now
-from deploy.litellm_admin import LiteLLMAdmin, VirtualKey, gate_key, redact_text, redact_url
+from deploy.litellm_admin import (
+    MASTER_KEY_NAME,
+    NO_KEY_DATABASE,
+    LiteLLMAdmin,
+    VirtualKey,
+    gate_key,
+    redact_text,
+    redact_url,
+)
 from deploy.route_check import RouteCheckError, route_check
 from evals.response_cache import CacheScope, CacheSwitch, ResponseCache, caching_http_client
 from gates.parallel import GpuTurn, holds_exclusive_gpu
@@ -274,6 +282,12 @@ class GateSession:
                 admin=SpendGuardedAdmin(self.admin, key, switch), session=self, gate=gate,
                 cache_switch=switch,
             )
+            if key.key_name == MASTER_KEY_NAME and not any(
+                r.alias == alias and r.gate == gate and r.run_id == self.run_id for r in self.records
+            ):  # the gate died reading its key's spend: that is an ERROR, never a silent gap
+                self._record_platform_error(entry, gate, NO_KEY_DATABASE, RuntimeError(
+                    f"{NO_KEY_DATABASE}: this gate reads its key's spend or budget, which a LiteLLM "
+                    "without DATABASE_URL does not keep"), started, deployment)
 
     def _record_platform_error(
         self, entry: AliasEntry, gate: str, what: str, exc: BaseException, started,

@@ -27,6 +27,28 @@ from tests.conformance.conftest import Gateway
 
 REPO = Path(__file__).resolve().parents[2]
 
+# Where the suite's own checks disagree with the real proxy (not the double's fields: those are
+# in fixtures.platform.gateway_differences). Asserted to fail exactly so on LiteLLM and to pass on
+# the double: when the suite is fixed, these tests fail and the entries must go.
+SUITE_FINDINGS = {
+    "stream_usage_chunk": (
+        "evals/usage.check_stream_usage wants the usage chunk's choices to be []; LiteLLM sends "
+        "[{index: 0, delta: {}}] (declared difference *.stream.usage_chunk_choices)"
+    ),
+    "response_cost": (
+        "LiteLLM bills prompt_tokens_details.cache_write_tokens and cached_tokens at the input "
+        "price on top of, and taken out of, prompt_tokens (its own convention: prompt_tokens "
+        "includes cache); under the agentgateway convention (cache outside prompt_tokens) the "
+        "header is not list price x tokens: 0.005046 USD against 8.7e-05 for 12 + 4971 cached "
+        "+ 15 tokens"
+    ),
+    "fim_same_served_model": (
+        "evals/fim_transport.compare_transports compares the direct and the gateway `model`; "
+        "LiteLLM answers with the alias (declared difference *.body.model), so the coder-fim "
+        "gate's transport check fails on a real gateway"
+    ),
+}
+
 
 def _client(gateway: Gateway, **kwargs) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.master_key, max_retries=0,
@@ -76,7 +98,10 @@ def test_fim_prompts_pass_unchanged_and_score(gateway: Gateway, catalog, api_bas
     # the gateway forwarded every prompt byte for byte.
     assert [r.middle for r in through.results] == [r.middle for r in direct.results]
     comparison = compare_transports(direct, through)
-    assert comparison.ok, comparison.reason
+    if gateway.name == "double":
+        assert comparison.ok, comparison.reason
+    else:  # SUITE_FINDINGS["fim_same_served_model"]
+        assert not comparison.same_served_model and comparison.gateway_models == ["coder-fim"]
     score = score_fim(through, cases)
     assert score.functional == len(cases) and score.mangled == 0
     priced = entry.price.input_per_token * through.results[0].prompt_tokens
@@ -125,4 +150,5 @@ def test_usage_normalization_through_the_gateway(gateway: Gateway, catalog) -> N
         settings=UsageSettings.model_validate(entry.gate("usage")),
     )
     failed = {c.name: c.reason for c in result.checks if c.outcome != "pass"}
-    assert not failed
+    expected = set() if gateway.name == "double" else {"stream_usage_chunk", "response_cost"}
+    assert set(failed) == expected, failed  # the LiteLLM ones: SUITE_FINDINGS
