@@ -8,7 +8,6 @@ status, body fields, headers, usage, error type. `observe` turns an answer into 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -172,7 +171,7 @@ def _stream_facts(events: list[Any]) -> Facts:
     return facts
 
 
-def _json_facts(case: Case, body: Any, headers: httpx.Headers) -> Facts:
+def _json_facts(case: Case, body: Any) -> Facts:
     if case.name == "models":
         data = _get(body, "data") or []
         return {"body.object": _get(body, "object"), "data.ids": sorted(d.get("id") for d in data),
@@ -237,7 +236,7 @@ def observe(client: httpx.Client, case: Case, master_key: str) -> Facts:
                 body = response.json()
             except ValueError:
                 body = response.text[:80]
-            facts |= _error(body) if response.status_code >= 400 else _json_facts(case, body, response.headers)
+            facts |= _error(body) if response.status_code >= 400 else _json_facts(case, body)
     if case.method == "POST" and response.status_code == 200:
         facts["header.x-litellm-response-cost"] = _cost(response.headers) is not None
         if not case.stream:
@@ -247,5 +246,3 @@ def observe(client: httpx.Client, case: Case, master_key: str) -> Facts:
         facts["header.api_base"] = base
     return facts
 
-
-Compare = Callable[[Facts, Facts], list[str]]
