@@ -1,8 +1,11 @@
 """Client for the LiteLLM proxy's admin API: keys, models, health, spend (CONTRACTS.md §1).
 
-Where LiteLLM versions differ it accepts both: a budget refusal is recognized by
-`error.type == "budget_exceeded"` whether it comes as 400 or 429, a model-access refusal as 401 or
-403. Keys never appear in messages, logs or reprs (`sk-...abcd`), and printed URLs lose their
+Where LiteLLM versions differ it accepts all of them: a budget refusal is recognized by
+`error.type == "budget_exceeded"` whatever its status (400, 429, 422 by default since v1.104.0,
+or any other set in `budget_exceeded_status_code`), a model-access refusal as 401 or 403. A
+LiteLLM without a key database (no DATABASE_URL: master key only) is recognized by its answers
+(`NoKeyDatabase`); `gate_key` then hands out the master key instead of a throwaway key, once said.
+Keys never appear in messages, logs or reprs (`sk-...abcd`), and printed URLs lose their
 userinfo and secret query values (`redact_url`).
 """
 
@@ -12,7 +15,8 @@ import contextlib
 import logging
 import re
 import secrets
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -33,7 +37,18 @@ log = logging.getLogger(__name__)
 _KEY_IN_TEXT = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
 _SECRET_QUERY = {"key", "api_key", "apikey", "token", "access_token", "master_key", "password", "secret"}
 _KEY_MISSING = re.compile(r"key.{0,40}not found|invalid proxy server token", re.IGNORECASE)
-_BUDGET_NUMBERS = re.compile(r"Current cost:\s*([-0-9.eE+]+),\s*Max budget:\s*([-0-9.eE+]+)")
+_CURRENT_COST = re.compile(r"Current cost:\s*([-0-9.eE+]+)")
+_MAX_BUDGET = re.compile(r"Max budget:\s*([-0-9.eE+]+)")
+# LiteLLM's words for "no database" differ by route: /key/generate "DB not connected", /key/info
+# "Database not connected", /key/delete "Not connected to DB!", /model/new "No DB Connected",
+# a wrong key "No connected db." (type no_db_connection, status 400).
+_NO_DATABASE = re.compile(
+    r"\b(DB|Database) not connected|Not connected to DB|No DB Connected|No connected db", re.IGNORECASE
+)
+NO_KEY_DATABASE = "the gateway has no key database"
+# The name the master key goes by when it stands in for a throwaway key: messages that name the
+# gate's key ("GET /key/info for <name> failed") then say why.
+MASTER_KEY_NAME = f"the master key ({NO_KEY_DATABASE})"
 
 
 # ----- redaction -----
@@ -90,6 +105,8 @@ class GatewayError(Exception):
             message, type_ = str(err), None
         if type_ == "budget_exceeded" or "Budget has been exceeded" in message:
             return BudgetExceeded(status, type_ or "budget_exceeded", message, route)
+        if type_ == "no_db_connection" or _NO_DATABASE.search(message):
+            return NoKeyDatabase(status, type_, message, route)
         if type_ == "key_model_access_denied" or (
             status in (401, 403) and "not allowed to access model" in message
         ):
@@ -104,13 +121,27 @@ class GatewayError(Exception):
 
 
 class BudgetExceeded(GatewayError):
-    """`budget_exceeded` (400 in older LiteLLM builds, 429 in current ones)."""
+    """`budget_exceeded`: 400 in old LiteLLM builds, 429 later, 422 by default since v1.104.0.
+
+    The numbers are read where the message gives them (its wording differs by version)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        numbers = _BUDGET_NUMBERS.search(self.message)
-        self.spend = float(numbers.group(1)) if numbers else None
-        self.max_budget = float(numbers.group(2)) if numbers else None
+        spend, budget = _CURRENT_COST.search(self.message), _MAX_BUDGET.search(self.message)
+        self.spend = float(spend.group(1)) if spend else None
+        self.max_budget = float(budget.group(1)) if budget else None
+
+
+class NoKeyDatabase(GatewayError):
+    """The gateway runs without a key database (LiteLLM without DATABASE_URL): master key only,
+    no virtual keys, no budgets, no per-key spend."""
+
+    def __init__(self, status: int | None, type_: str | None, message: str, route: str = "") -> None:
+        super().__init__(status, type_ or "no_db_connection", f"{NO_KEY_DATABASE} ({message})", route)
+
+
+class NoKeyDatabaseWarning(UserWarning):
+    """Said once per admin client: the gates run with the master key, key checks are ERROR."""
 
 
 class KeyNotFound(GatewayError):
@@ -212,6 +243,8 @@ class LiteLLMAdmin:
         self._attempts = attempts
         self._retry_wait = retry_wait
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        # None until a key was asked for; False: a gateway without a key database (`gate_key`).
+        self.has_key_database: bool | None = None
 
     def __repr__(self) -> str:
         return f"LiteLLMAdmin({redact_url(self.base_url)!r})"
@@ -297,9 +330,16 @@ class LiteLLMAdmin:
             "duration": duration, "budget_duration": budget_duration, "metadata": metadata or {},
             "tpm_limit": tpm_limit, "rpm_limit": rpm_limit, "max_parallel_requests": max_parallel_requests,
         }
-        body = self._request(
-            "POST", "/key/generate", json={k: v for k, v in fields.items() if v is not None}, creates=True
-        )
+        try:
+            body = self._request(
+                "POST", "/key/generate", json={k: v for k, v in fields.items() if v is not None},
+                creates=True,
+            )
+        except GatewayUnavailable as exc:
+            # A LiteLLM without the prisma package answers a bare 500: ask its readiness.
+            if exc.status == 500 and self.key_database_connected() is False:
+                raise NoKeyDatabase(exc.status, None, exc.message, exc.route) from None
+            raise
         key = body.get("key") if isinstance(body, dict) else None
         if not isinstance(key, str) or not key:
             raise GatewayError(200, None, "POST /key/generate answered without a key", "POST /key/generate")
@@ -389,6 +429,23 @@ class LiteLLMAdmin:
     def readiness(self) -> dict[str, Any]:
         return self._request("GET", "/health/readiness")
 
+    def key_database_connected(self) -> bool | None:
+        """What `/health/readiness` says of the database: False for LiteLLM's "Not connected",
+        None when it cannot tell."""
+        try:
+            ready = self.readiness()
+        except GatewayError:
+            return None
+        db = ready.get("db") if isinstance(ready, dict) else None
+        if not isinstance(db, str):
+            return None
+        return not db.lower().startswith(("not connected", "disconnected"))
+
+    def master_as_key(self) -> VirtualKey:
+        """The master key in a VirtualKey, for a gateway without a key database (never printed:
+        its name is MASTER_KEY_NAME)."""
+        return VirtualKey(alias="master key", key_name=MASTER_KEY_NAME, secret=self._master)
+
     def spend_logs(self, key: str | VirtualKey | None = None) -> list[dict[str, Any]]:
         params = None if key is None else {"api_key": _raw(key)}
         body = self._request("GET", "/spend/logs", params=params)
@@ -434,3 +491,34 @@ def _delete_quietly(admin: LiteLLMAdmin, key: VirtualKey) -> None:
         admin.delete_keys([key])
     except KeyNotFound:
         pass  # already gone: the goal is reached
+
+
+@contextlib.contextmanager
+def gate_key(
+    admin: LiteLLMAdmin,
+    *,
+    notify: Callable[[str], None] | None = None,
+    **fields: Any,
+) -> Iterator[VirtualKey]:
+    """A throwaway key (see `throwaway_key`), or the master key when the gateway has no key
+    database: then what needs no virtual key still runs, and every key check (budgets, per-key
+    spend) gets `NoKeyDatabase` from the gateway and ends as ERROR. Said once per admin client,
+    through `notify` (default: a `NoKeyDatabaseWarning`)."""
+    if admin.has_key_database is False:
+        yield admin.master_as_key()
+        return
+    stack = contextlib.ExitStack()
+    try:
+        key = stack.enter_context(throwaway_key(admin, **fields))
+    except NoKeyDatabase:
+        admin.has_key_database = False
+        line = (f"{redact_url(admin.base_url)} has no key database (LiteLLM without DATABASE_URL): "
+                "gating with the master key what needs no virtual key; budget and per-key spend "
+                f"checks end as ERROR \"{NO_KEY_DATABASE}\"")
+        log.warning("%s", line)
+        (notify or (lambda text: warnings.warn(text, NoKeyDatabaseWarning, stacklevel=2)))(line)
+        yield admin.master_as_key()
+        return
+    admin.has_key_database = True
+    with stack:  # deletes the key whatever happens in the body
+        yield key

@@ -85,8 +85,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "known-good must pass, known-bad must fail, erroring must end as ERROR",
     )
     group.addoption(
-        "--budget-status", type=int, choices=[400, 429], default=429,
-        help="embedded gateway double: status of budget refusals (older LiteLLM 400, current 429)",
+        "--budget-status", type=int, choices=[400, 422, 429], default=422,
+        help="embedded gateway double: status of budget refusals (LiteLLM's default since "
+        "v1.104.0 is 422; older builds sent 429, the oldest 400)",
     )
     group.addoption(
         "--resume", metavar="RUN_ID", default=None,

@@ -28,7 +28,15 @@ from deploy.ledger import (
     derive_statuses,
     now,
 )
-from deploy.litellm_admin import LiteLLMAdmin, VirtualKey, redact_text, redact_url, throwaway_key
+from deploy.litellm_admin import (
+    MASTER_KEY_NAME,
+    NO_KEY_DATABASE,
+    LiteLLMAdmin,
+    VirtualKey,
+    gate_key,
+    redact_text,
+    redact_url,
+)
 from deploy.route_check import RouteCheckError, route_check
 from evals.response_cache import CacheScope, CacheSwitch, ResponseCache, caching_http_client
 from gates.parallel import GpuTurn, holds_exclusive_gpu
@@ -270,7 +278,8 @@ class GateSession:
             self._record_platform_error(entry, gate, "deploy failed", exc, started)
             raise
         budget = entry.gate(gate).max_budget_usd
-        with throwaway_key(
+        # A throwaway key; the master key on a gateway without a key database (said once).
+        with gate_key(
             self.admin,
             alias=f"modelgate-{self.run_id}-{alias}",
             models=[alias],
@@ -288,6 +297,12 @@ class GateSession:
                 admin=SpendGuardedAdmin(self.admin, key, switch), session=self, gate=gate,
                 cache_switch=switch,
             )
+            if key.key_name == MASTER_KEY_NAME and not any(
+                r.alias == alias and r.gate == gate and r.run_id == self.run_id for r in self.records
+            ):  # the gate died reading its key's spend: that is an ERROR, never a silent gap
+                self._record_platform_error(entry, gate, NO_KEY_DATABASE, RuntimeError(
+                    f"{NO_KEY_DATABASE}: this gate reads its key's spend or budget, which a LiteLLM "
+                    "without DATABASE_URL does not keep"), started, deployment)
 
     def _record_platform_error(
         self, entry: AliasEntry, gate: str, what: str, exc: BaseException, started,

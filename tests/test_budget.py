@@ -1,5 +1,7 @@
-"""Budget binding: passes against the gateway double (400 and 429 builds), fails against
-scripted fake gateways that break the budget contract, and errors when nothing answers."""
+"""Budget binding: passes against the gateway double as every LiteLLM build refuses (422 by
+default since v1.104.0, 429 and 400 before; fail-closed reservations one request earlier), fails
+against scripted fake gateways that break the budget contract, and errors when nothing answers.
+The budget gates (embeddings, coder-agent) pass against each build, run as a user runs them."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from evals.budget import BUDGET_PROBE, run_budget_binding
+from evals.budget import BUDGET_PROBE, KNOWN_BUDGET_STATUSES, run_budget_binding
 from evals.model_calls import RetryPolicy
 from fixtures.platform.gateway import GatewayDouble
 from fixtures.platform.loopback import ThreadedServer, free_port
 from fixtures.platform.reference_embeddings import ReferenceEmbeddingBackend
+from tests.gate_runs import run_gates
 
 PRICE = 1e-7  # the catalog's embeddings price: 0.1 USD per 1M tokens
 BUDGET = 2e-5
@@ -42,8 +45,9 @@ def backend() -> Iterator[ReferenceEmbeddingBackend]:
         backend.stop()
 
 
-def _gateway(backend_url: str, *, budget_status: int, price: float | None = PRICE) -> GatewayDouble:
-    gateway = GatewayDouble(MASTER, budget_status=budget_status)
+def _gateway(backend_url: str, *, budget_status: int, price: float | None = PRICE,
+             fail_closed: bool = False) -> GatewayDouble:
+    gateway = GatewayDouble(MASTER, budget_status=budget_status, fail_closed_budget=fail_closed)
     info = {"mode": "embedding"} | ({"input_cost_per_token": price} if price is not None else {})
     gateway.register_model(
         "embeddings", {"model": "hosted_vllm/reference-embed", "api_base": backend_url}, info
@@ -58,8 +62,8 @@ def _key(gateway_url: str, budget: float) -> str:
     return reply.json()["key"]
 
 
-@pytest.mark.parametrize("status", [400, 429])
-def test_gateway_double_budget_binds_in_both_builds(backend, status: int) -> None:
+@pytest.mark.parametrize("status", KNOWN_BUDGET_STATUSES)
+def test_gateway_double_budget_binds_in_every_build(backend, status: int) -> None:
     gateway = _gateway(backend.base_url, budget_status=status)
     with ThreadedServer(gateway) as server:
         key = _key(server.url, BUDGET)
@@ -78,8 +82,25 @@ def test_gateway_double_budget_binds_in_both_builds(backend, status: int) -> Non
     assert "sk-" not in result.model_dump_json().replace("sk-***", "")  # no key in the report
 
 
+def test_fail_closed_reservation_refuses_one_request_earlier_and_passes(backend) -> None:
+    # The worst case of an embedding is its input's cost; once it no longer fits what is left,
+    # fail-closed enforcement refuses instead of shrinking the reservation.
+    gateway = _gateway(backend.base_url, budget_status=422, fail_closed=True)
+    with ThreadedServer(gateway) as server:
+        key = _key(server.url, BUDGET)
+        result = run_budget_binding(
+            _client(server.url, key), "embeddings", max_budget=BUDGET, input_cost_per_token=PRICE,
+            read_spend=lambda: gateway.spend_of(key), policy=ONCE,
+        )
+    assert result.outcome == "pass", result.reason
+    assert result.refusal_status == 422 and result.over_budget_answers == 0
+    assert result.answered < CROSSING
+    message = result.requests[-1].message  # named by type, whatever the wording
+    assert "Budget has been exceeded! Key=" in message and "Estimated request cost: " in message
+
+
 def test_a_model_without_a_price_never_binds(backend) -> None:
-    gateway = _gateway(backend.base_url, budget_status=429, price=None)
+    gateway = _gateway(backend.base_url, budget_status=422, price=None)
     with ThreadedServer(gateway) as server:
         key = _key(server.url, BUDGET)
         result = run_budget_binding(
@@ -177,10 +198,15 @@ def test_refusal_of_another_type_fails() -> None:
     assert "refused with 429 [rate_limit_error] instead of budget_exceeded" in result.reason
 
 
-def test_budget_refusal_with_an_odd_status_fails() -> None:
-    fake = FakeBudgetGateway(lambda spend, cost: spend >= BUDGET, refusal=(403, "budget_exceeded"))
+@pytest.mark.parametrize("status", [*KNOWN_BUDGET_STATUSES, 403])
+def test_budget_refusal_is_named_by_type_whatever_its_status(status: int) -> None:
+    # A settable status (`budget_exceeded_status_code`): the type identifies the refusal, the
+    # status is recorded. A false FAIL against a current (422) gateway is what this prevents.
+    fake = FakeBudgetGateway(lambda spend, cost: spend >= BUDGET, refusal=(status, "budget_exceeded"))
     result = _run(fake)
-    assert result.outcome == "fail" and "came with status 403, not 400 or 429" in result.reason
+    assert result.outcome == "pass", result.reason
+    assert result.refusal_status == status
+    assert result.reason.startswith(f"refused with {status} budget_exceeded")
 
 
 def test_refusal_with_budget_left_fails() -> None:
@@ -228,3 +254,25 @@ def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="max_budget must be > 0"):
         run_budget_binding(_client("http://127.0.0.1:9", "k"), "m", max_budget=0,
                            input_cost_per_token=PRICE, read_spend=lambda: 0.0)
+
+
+# -- the budget gates, run as a user runs them, against each build's refusal --------------------
+@pytest.mark.parametrize("status", KNOWN_BUDGET_STATUSES)
+def test_embeddings_budget_gate_passes_against_each_build(tmp_path, status: int) -> None:
+    run = run_gates("-m", "embeddings", "--control", "known-good", f"--budget-status={status}",
+                    outputs=tmp_path)
+    record = run.record("embeddings")
+    assert run.returncode == 0 and record.verdict == "pass", record.reason
+    assert record.extra["checks"]["budget_binding"] == "pass"
+    assert record.extra["budget_refusal_status"] == status  # recorded, whatever it is
+
+
+@pytest.mark.parametrize("status", KNOWN_BUDGET_STATUSES)
+def test_coder_agent_spend_gate_passes_against_each_build(tmp_path, status: int) -> None:
+    run = run_gates("-m", "coder-agent", "--control", "known-good", f"--budget-status={status}",
+                    "--tool-loop-limit=2", outputs=tmp_path)
+    record = run.record("tool_loop")
+    assert run.returncode == 0 and record.verdict == "pass", record.reason
+    spend = record.extra["spend"]
+    assert spend["problem"] == "" and spend["gate_spend_usd"] > 0
+    assert spend["max_budget_usd"] == pytest.approx(1.0)  # the catalog's budget held the key

@@ -396,7 +396,7 @@ def test_embeddings_cost_input_tokens_only(env: Env) -> None:
     assert plain.status_code == 200 and env.gw.spend_of(key) == pytest.approx(8 * IN_PRICE)
 
 
-@pytest.mark.parametrize("status", [400, 429])
+@pytest.mark.parametrize("status", [400, 422, 429])
 def test_budget_is_checked_before_the_call(env: Env, status: int) -> None:
     env.gw.budget_status = status
     key = env.key(max_budget=0.03)  # one call costs 0.02
@@ -409,7 +409,11 @@ def test_budget_is_checked_before_the_call(env: Env, status: int) -> None:
     assert refused.status_code == status
     error = refused.json()["error"]
     assert error["type"] == "budget_exceeded" and error["code"] == str(status) and error["param"] is None
-    assert error["message"] == f"Budget has been exceeded! Current cost: {env.gw.spend_of(key)}, Max budget: 0.03"
+    # Current builds (422) name the key, older ones give the numbers only.
+    who = f"Key=key ({env.gw.key_record(key).key_name}) " if status == 422 else ""
+    assert error["message"] == (
+        f"Budget has been exceeded! {who}Current cost: {env.gw.spend_of(key)}, Max budget: 0.03")
+    assert "sk-" not in error["message"].replace(env.gw.key_record(key).key_name, "")
     assert len(env.upstream.received) == calls  # refused before reaching the upstream
     assert env.gw.spend_of(key) == pytest.approx(2 * CHAT_COST)
     exhausted = env.key(max_budget=0.0)  # spend 0 >= 0: even the first call is refused
@@ -424,7 +428,49 @@ def test_unpriced_model_never_binds_a_budget(env: Env) -> None:
         assert env.call(key, model="free").status_code == 200
     assert env.gw.spend_of(key) == 0
     assert env.call(key, model="chat-a").status_code == 200  # priced: crosses the budget
-    assert env.call(key, model="free").status_code == 429  # the budget is the key's, for every model
+    assert env.call(key, model="free").status_code == 422  # the budget is the key's, for every model
+
+
+def test_the_current_build_refuses_budgets_with_422_by_default() -> None:
+    assert GatewayDouble(MASTER).budget_status == 422
+
+
+def test_a_call_in_flight_holds_its_worst_case_and_shrinks_to_what_is_left(env: Env) -> None:
+    # Worst case of a chat call: 2 words in (0.002) + max_tokens 20 out (0.04) = 0.042, more than
+    # the 0.03 budget: the hold shrinks to 0.03 and the call still runs (current LiteLLM).
+    env.upstream.hold = threading.Event()
+    key = env.key(max_budget=0.03)
+    with httpx.Client(base_url=env.url, timeout=10) as other:
+        holding = threading.Thread(target=lambda: other.post(
+            "/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+            json={"model": "chat-a", "messages": [{"role": "user", "content": "hi"}],
+                  "max_tokens": 20, "stream": True}).read())
+        holding.start()
+        deadline = time.monotonic() + 5
+        while not env.upstream.waiting and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert env.upstream.waiting and env.gw.key_record(key).reserved == pytest.approx(0.03)
+        calls = len(env.upstream.received)
+        refused = env.call(key, max_tokens=20)  # spend 0 < budget, but the hold took all of it
+        assert refused.status_code == 422 and refused.json()["error"]["type"] == "budget_exceeded"
+        assert refused.json()["error"]["message"].startswith("Budget has been exceeded! Key=")
+        assert len(env.upstream.received) == calls  # refused before the upstream
+        env.upstream.hold.set()
+        holding.join(10)
+    assert env.gw.key_record(key).reserved == 0  # given back when the stream ended
+    assert env.gw.spend_of(key) == pytest.approx(STREAM_COST)
+    assert env.call(key, max_tokens=20).status_code == 200  # room again: shrunk hold, runs
+
+
+def test_fail_closed_refuses_a_worst_case_that_does_not_fit(env: Env) -> None:
+    env.gw.fail_closed_budget = True
+    key = env.key(max_budget=0.03)
+    # Worst case: 2 words in ("user", "hi": roles count too) 0.002 + 5 out 0.01 = 0.012.
+    assert env.call(key, max_tokens=5).status_code == 200  # 0.012 fits 0.03: costs 0.02
+    refused = env.call(key, max_tokens=5)  # 0.012 > 0.01 left: refused before the call
+    assert refused.status_code == 422
+    assert "Estimated request cost: 0.012" in refused.json()["error"]["message"]
+    assert env.gw.spend_of(key) == pytest.approx(CHAT_COST) and env.gw.key_record(key).reserved == 0
 
 
 def test_budget_and_access_modes_are_validated() -> None:
@@ -460,7 +506,7 @@ def test_unknown_key_missing_key_and_unknown_model(env: Env) -> None:
     key = env.key()
     unknown = env.call(key, model="nope")
     assert unknown.status_code == 400
-    assert unknown.json()["error"]["message"].startswith("Invalid model name passed in model=nope")
+    assert unknown.json()["error"]["message"].startswith("/chat/completions: Invalid model name passed in model=nope")
     not_json = env.http.post("/v1/chat/completions", content=b"{", headers={"authorization": f"Bearer {key}"})
     assert not_json.status_code == 400
 

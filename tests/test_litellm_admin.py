@@ -23,7 +23,10 @@ from deploy.litellm_admin import (
     KeyNotFound,
     LiteLLMAdmin,
     ModelAccessDenied,
+    NoKeyDatabase,
+    NoKeyDatabaseWarning,
     VirtualKey,
+    gate_key,
     redact_key,
     redact_url,
     throwaway_key,
@@ -193,7 +196,7 @@ def test_bad_registration_names_the_field(env: Env) -> None:
 # ----- typed errors, both LiteLLM generations -----
 
 
-@pytest.mark.parametrize("status", [400, 429])
+@pytest.mark.parametrize("status", [400, 422, 429])
 def test_budget_exceeded_is_recognized_by_type_not_status(env: Env, status: int) -> None:
     env.gw.budget_status = status
     key = env.admin.generate_key(max_budget=COST / 2)
@@ -329,16 +332,89 @@ def test_retries_on_5xx_and_connection_errors() -> None:
 def test_creation_is_not_retried_after_an_internal_error() -> None:
     async def boom(request: Request) -> Response:
         calls.append(request.url.path)
-        return JSONResponse({"error": {"message": "DB not connected", "type": None, "code": "500"}}, status_code=500)
+        return JSONResponse({"error": {"message": "boom", "type": None, "code": "500"}}, status_code=500)
 
     calls: list[str] = []
     app = Starlette(routes=[Route("/key/generate", boom, methods=["POST"])])
     with ThreadedServer(app) as server, LiteLLMAdmin(server.url, MASTER, retry_wait=0.01) as admin:
         with pytest.raises(GatewayUnavailable) as failed:
             admin.generate_key(key_alias="x")
-    assert calls == ["/key/generate"] and "DB not connected" in failed.value.message
+    assert calls == ["/key/generate"] and "boom" in failed.value.message
 
 
 def test_admin_requires_a_master_key() -> None:
     with pytest.raises(ValueError, match="master key"):
         LiteLLMAdmin("http://127.0.0.1:1", "")
+
+
+# ----- a LiteLLM without a key database (no DATABASE_URL) -----
+
+# The answers of LiteLLM 1.108.7 without a database, route by route.
+NO_DB_ANSWERS = [
+    ("POST /key/generate", 500, {"error": {"message": "{'error': 'DB not connected. This endpoint needs a database; set DATABASE_URL'}", "type": "internal_server_error", "param": None, "code": "500"}}),
+    ("GET /key/info", 500, {"error": {"message": "Database not connected. Connect a database to your proxy", "type": "internal_server_error", "param": None, "code": "500"}}),
+    ("POST /key/delete", 500, {"error": {"message": "Not connected to DB!", "type": "internal_server_error", "param": None, "code": "500"}}),
+    ("POST /v1/chat/completions", 400, {"error": {"message": "No connected db.", "type": "no_db_connection", "param": None, "code": "400"}}),
+]
+
+
+@pytest.mark.parametrize(("route", "status", "body"), NO_DB_ANSWERS, ids=[a[0] for a in NO_DB_ANSWERS])
+def test_no_key_database_is_recognized_on_every_route(route: str, status: int, body: dict) -> None:
+    error = GatewayError.from_response(status, body, route)
+    assert isinstance(error, NoKeyDatabase) and error.status == status
+    assert str(error).startswith(f"{route}: HTTP {status}") and "the gateway has no key database" in str(error)
+
+
+def _no_database_gateway(bare: bool) -> tuple[Starlette, list[str]]:
+    """LiteLLM without a database: with the prisma package (JSON errors) or without (bare 500)."""
+    calls: list[str] = []
+
+    async def generate(request: Request) -> Response:
+        calls.append(request.url.path)
+        if bare:
+            return Response("Internal Server Error", status_code=500)
+        return JSONResponse(NO_DB_ANSWERS[0][2], status_code=500)
+
+    async def readiness(request: Request) -> Response:
+        return JSONResponse({"status": "healthy", "db": "Not connected"})
+
+    app = Starlette(routes=[Route("/key/generate", generate, methods=["POST"]),
+                            Route("/health/readiness", readiness)])
+    return app, calls
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["json-error", "bare-500"])
+def test_gate_key_falls_back_to_the_master_key_once_said(bare: bool) -> None:
+    app, calls = _no_database_gateway(bare)
+    said: list[str] = []
+    with ThreadedServer(app) as server, LiteLLMAdmin(server.url, MASTER, retry_wait=0.01) as admin:
+        with gate_key(admin, alias="a", models=["m"], max_budget=0.1, notify=said.append) as key:
+            assert key.value == MASTER and MASTER not in repr(key)
+            assert key.key_name == "the master key (the gateway has no key database)"
+        with gate_key(admin, alias="b", notify=said.append) as again:
+            assert again.value == MASTER
+    assert calls == ["/key/generate"]  # asked once; the second gate knew already
+    assert len(said) == 1 and "has no key database" in said[0] and MASTER not in said[0]
+    assert admin.has_key_database is False
+
+
+def test_gate_key_warns_by_default() -> None:
+    app, _ = _no_database_gateway(False)
+    with ThreadedServer(app) as server, LiteLLMAdmin(server.url, MASTER) as admin:
+        with pytest.warns(NoKeyDatabaseWarning, match="budget and per-key spend checks end as ERROR"):
+            with gate_key(admin, alias="a"):
+                pass
+
+
+def test_gate_key_with_a_key_database_is_a_throwaway_key(env: Env) -> None:
+    with gate_key(env.admin, alias="modelgate-t", models=["m1"], max_budget=0.5) as key:
+        assert key.value != MASTER and env.gw.key_record(key.value) is not None
+    assert env.gw.key_record(key.value) is None and env.admin.has_key_database is True
+
+
+def test_budget_numbers_are_read_from_every_wording() -> None:
+    for message in ("Budget has been exceeded! Current cost: 0.5, Max budget: 0.25",
+                    "Budget has been exceeded! Key=gate (sk-...abcd) Current cost: 0.5, Max budget: 0.25",
+                    "Budget has been exceeded! Key=ab12 Current cost: 0.5, Estimated request cost: 0.1, Max budget: 0.25"):
+        error = GatewayError.from_response(422, {"error": {"message": message, "type": "budget_exceeded"}})
+        assert isinstance(error, BudgetExceeded) and (error.spend, error.max_budget) == (0.5, 0.25)
