@@ -35,6 +35,7 @@ class RunState:
     statuses: dict[str, str] | None = None
     interrupted_at: pytest.Item | None = None  # the gate test a Ctrl-C cut short
     notes: list[str] | None = None  # said under the verdict table: interrupted, no status...
+    html_report: Path | None = None  # the run's report.html, once written
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -290,7 +291,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         ledger=state.outputs.ledger, catalog=state.outputs.catalog, table=state.outputs.doc,
         kind=kind, interrupted=interrupted, notes=state.notes,
     )
-    reports.write_json(report, config.getoption("--modelgate-json") or state.run_folder / "report.json")
+    json_path = Path(config.getoption("--modelgate-json") or state.run_folder / "report.json")
+    reports.write_json(report, json_path)
+    from gates.html_report import write_html_report  # matplotlib: loaded only at the run's end
+
+    state.html_report = write_html_report(
+        report, state.outputs.ledger, json_path.with_name("report.html"))
     reports.write_markdown(
         reports.render_markdown(report),
         config.getoption("--modelgate-markdown") or state.run_folder / "summary.md",
@@ -329,6 +335,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                   notes=state.notes or [])
     terminalreporter.write_line(f"run id {state.run_id} (an interrupted run continues with "
                                 f"--resume {state.run_id})")
+    if state.html_report is not None:
+        terminalreporter.write_line(f"report: {state.html_report}")
 
 
 __all__ = ["default_outputs", "gate_scope"]
