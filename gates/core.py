@@ -11,9 +11,10 @@ import pytest
 from deploy.catalog import DEFAULT_CATALOG, Catalog, CatalogError, load_catalog
 from deploy.ledger import GateRecord
 from evals.response_cache import ResponseCache
-from gates import parallel, reports, resume
+from gates import interrupts, parallel, reports, resume, usage
 from gates.session import REPO_ROOT, GateSession, Outputs, default_outputs, new_run_id, write_status
 from gates.summary import print_summary
+from gates.verdicts import GatePlatformError
 
 CATALOG_KEY = pytest.StashKey[Catalog]()
 SESSION_KEY = pytest.StashKey[GateSession]()
@@ -32,6 +33,7 @@ class RunState:
     current: pytest.Item | None = None  # the test running in this process
     records: list[GateRecord] | None = None
     statuses: dict[str, str] | None = None
+    replayed: set[str] | None = None  # test ids whose recorded verdicts a resume replays
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -116,7 +118,67 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line(
             "markers", f"{entry.alias}: the gates of alias {entry.alias} ({entry.model})"
         )
+    interrupts.install(config)
+    if config.getoption("--resume") and not parallel.is_worker(config):
+        _adopt_recorded_run(config)
     _configure_run(config, catalog)
+
+
+# trylast: every plugin has registered its markers by then.
+@pytest.hookimpl(trylast=True, specname="pytest_configure")
+def pytest_configure_usage(config: pytest.Config) -> None:
+    """Mistakes in the command are one line and pytest's usage exit code, before any gate."""
+    if parallel.is_worker(config) or CATALOG_KEY not in config.stash:
+        return  # the controller checked
+    catalog = config.stash[CATALOG_KEY]
+    problem = usage.unknown_marker(config, catalog.names)
+    if problem:
+        raise pytest.UsageError(problem)
+    if usage.may_run_gates(config):
+        usage.check_platform(config, catalog)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    interrupts.uninstall(config)
+
+
+def _adopt_recorded_run(config: pytest.Config) -> None:
+    from deploy.litellm_admin import redact_url
+
+    run_id = config.getoption("--resume")
+    recorded = resume.read_choices(config.getoption("--build-dir") / "runs" / run_id)
+    if recorded is None:
+        return
+    url = config.getoption("--gateway-url")
+    resume.adopt_choices(config, recorded, run_id=run_id, gateway=redact_url(url) if url else None,
+                         args=_given_args(config))
+
+
+def _given_args(config: pytest.Config) -> list[str] | None:
+    """The test paths on the command line (absolute), or None when pytest used its testpaths."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return None
+    return [str(config.invocation_params.dir / arg) for arg in config.args]
+
+
+def _run_choices(config: pytest.Config) -> resume.RunChoices:
+    from deploy.litellm_admin import redact_url
+
+    options = {dest: getattr(config.option, dest, default)
+               for dest, _flag, default in resume.RECORDED_OPTIONS}
+    options["scope"] = gate_scope(config)
+    url = config.getoption("--gateway-url")
+    return resume.RunChoices(options=options, args=_given_args(config) or [],
+                             gateway=redact_url(url) if url else None)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash.get(RUN_KEY, None)
+    if state is None or state.resumed or parallel.is_worker(config) or config.getoption("collectonly"):
+        return
+    if usage.may_run_gates(config):  # what --resume needs to continue this run as it was
+        resume.write_choices(state.run_folder, _run_choices(config))
 
 
 def _configure_run(config: pytest.Config, catalog: Catalog) -> None:
@@ -132,6 +194,8 @@ def _configure_run(config: pytest.Config, catalog: Catalog) -> None:
             "(resume with the same --outputs/--build-dir as the interrupted run)"
         )
     state = RunState(run_id=run_id, outputs=outputs, run_folder=run_folder, resumed=bool(resumed))
+    if resumed:  # before this run appends: the tests collection will replay
+        state.replayed = set(resume.recorded_tests(outputs.ledger, run_id))
     config.stash[RUN_KEY] = state
     parallel.use_loadgroup(config)
     if not parallel.is_worker(config):
@@ -228,6 +292,16 @@ def gate_session(request: pytest.FixtureRequest):
         yield session
     finally:
         session.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(GatePlatformError):
+        # The platform did not answer and the record says so: its one line is the report (the
+        # JUnit element keeps it as its message); a traceback through the suite adds nothing.
+        report.longrepr = call.excinfo.getrepr(style="value", chain=False)
+    return report
 
 
 @pytest.hookimpl(wrapper=True)

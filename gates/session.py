@@ -18,10 +18,18 @@ from deploy.catalog import AliasEntry, Catalog, atomic_write_text, load_catalog,
 from deploy.catalog_table import write_table
 from deploy.deployer import Deployer, Deployment
 from deploy.ledger import Counts, GateRecord, Ledger, Target, Verdict, derive_statuses, now
-from deploy.litellm_admin import LiteLLMAdmin, VirtualKey, redact_text, redact_url, throwaway_key
+from deploy.litellm_admin import (
+    GatewayUnavailable,
+    LiteLLMAdmin,
+    VirtualKey,
+    redact_text,
+    redact_url,
+    throwaway_key,
+)
 from deploy.route_check import RouteCheckError, route_check
 from evals.response_cache import CacheScope, CacheSwitch, ResponseCache, caching_http_client
 from gates.parallel import GpuTurn, holds_exclusive_gpu
+from gates.verdicts import GatePlatformError, verdict_message
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -252,8 +260,8 @@ class GateSession:
         try:
             deployment = self.deploy(alias)
         except Exception as exc:
-            self._record_platform_error(entry, gate, "deploy failed", exc, started)
-            raise
+            record = self._record_platform_error(entry, gate, "deploy failed", exc, started)
+            raise GatePlatformError(verdict_message(record)) from exc
         budget = entry.gate(gate).get("max_budget_usd")
         with throwaway_key(
             self.admin,
@@ -265,8 +273,9 @@ class GateSession:
             check = route_check(self.gateway_url, key.value, entry)
             if not check.ok:
                 error = RouteCheckError(check.detail)
-                self._record_platform_error(entry, gate, "route check failed", error, started, deployment)
-                raise error
+                record = self._record_platform_error(
+                    entry, gate, "route check failed", error, started, deployment)
+                raise GatePlatformError(verdict_message(record)) from error
             switch = CacheSwitch()
             yield AliasContext(
                 entry=entry, deployment=deployment, gateway_url=self.gateway_url, key=key,
@@ -277,10 +286,15 @@ class GateSession:
     def _record_platform_error(
         self, entry: AliasEntry, gate: str, what: str, exc: BaseException, started,
         deployment: Deployment | None = None,
-    ) -> None:
+    ) -> GateRecord:
+        reason = redact_text(str(exc))
+        if isinstance(exc, GatewayUnavailable) and exc.status is None:
+            # No answer at all (a typo in the URL, a gateway down): say that, not "deploy failed".
+            what = f"gateway unreachable at {self.gateway_url_redacted}"
+            reason = f"{exc.cause or exc.message} ({exc.route})" if exc.route else exc.cause or exc.message
         record = GateRecord(
             run_id=self.run_id, alias=entry.alias, gate=gate, verdict="error", metric=gate,
-            value=None, threshold=None, summary=what, reason=redact_text(str(exc))[:500],
+            value=None, threshold=None, summary=what, reason=reason[:500],
             target=Target(
                 platform=self.platform_kind, gateway_url=redact_url(self.gateway_url),
                 deployment=deployment.target if deployment else "(not deployed)",
@@ -291,6 +305,7 @@ class GateSession:
             started_at=started, finished_at=now(), suite_revision=self.revision,
         )
         self.record(record, [])
+        return record
 
     def write_status(self) -> dict[str, str]:
         """Derive the touched aliases' status from the ledger; write the catalog and its table."""
