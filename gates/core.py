@@ -272,23 +272,23 @@ def gate_session(request: pytest.FixtureRequest):
 
     config = request.config
     session = open_session(config, config.stash[CATALOG_KEY])
-    state = config.stash[RUN_KEY]
-    session.run_id = state.run_id
-    if not config.getoption("--no-cache"):
-        session.cache = ResponseCache(state.run_folder / "cache")
-    session.gpu_turn = parallel.GpuTurn(config.getoption("--build-dir") / parallel.GPU_LOCK_NAME)
+    try:  # from here on an interrupt still closes the platform
+        state = config.stash[RUN_KEY]
+        session.run_id = state.run_id
+        if not config.getoption("--no-cache"):
+            session.cache = ResponseCache(state.run_folder / "cache")
+        session.gpu_turn = parallel.GpuTurn(config.getoption("--build-dir") / parallel.GPU_LOCK_NAME)
 
-    def annotate(record: GateRecord) -> None:
-        if state.current is not None:  # which test proved it: what --resume matches on
-            record.extra.setdefault(resume.NODEID_KEY, parallel.gate_test_id(state.current))
+        def annotate(record: GateRecord) -> None:
+            if state.current is not None:  # which test proved it: what --resume matches on
+                record.extra.setdefault(resume.NODEID_KEY, parallel.gate_test_id(state.current))
 
-    def on_record(record: GateRecord) -> None:
-        if state.current is not None:  # JUnit properties, forwarded by xdist to the controller
-            state.current.user_properties.extend(reports.record_properties(record))
+        def on_record(record: GateRecord) -> None:
+            if state.current is not None:  # JUnit properties, forwarded by xdist to the controller
+                state.current.user_properties.extend(reports.record_properties(record))
 
-    session.annotate, session.on_record = annotate, on_record
-    config.stash[SESSION_KEY] = session
-    try:
+        session.annotate, session.on_record = annotate, on_record
+        config.stash[SESSION_KEY] = session
         yield session
     finally:
         session.close()

@@ -25,12 +25,27 @@ class GateRun:
         return matches[-1]
 
 
-def run_gates(*args: str, outputs: Path, env: dict[str, str] | None = None, timeout: float = 900) -> GateRun:
-    """`pytest <args>` from the repository root with ledger, catalog and table under `outputs`."""
+def gate_command(*args: str, outputs: Path) -> list[str]:
+    """The `pytest <args>` command line of a gate run writing under `outputs`."""
     # `--opt=value` forms: a bare path among the arguments would be taken for a test path
     # before the suite's plugin is loaded, and move pytest's rootdir away from the repository.
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--outputs={outputs}",
-               f"--build-dir={outputs / 'build'}", *args]
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--outputs={outputs}",
+            f"--build-dir={outputs / 'build'}", *args]
+
+
+def start_gates(*args: str, outputs: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A gate run in the background, in its own session (a test can signal it alone); its
+    output goes to `outputs/run.log`."""
+    outputs.mkdir(parents=True, exist_ok=True)
+    with (outputs / "run.log").open("wb") as log:
+        return subprocess.Popen(gate_command(*args, outputs=outputs), cwd=REPO_ROOT, env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def run_gates(*args: str, outputs: Path, env: dict[str, str] | None = None, timeout: float = 900) -> GateRun:
+    """`pytest <args>` from the repository root with ledger, catalog and table under `outputs`."""
+    command = gate_command(*args, outputs=outputs)
     proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
                           env=env, stdin=subprocess.DEVNULL)
     output = proc.stdout + proc.stderr
