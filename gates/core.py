@@ -119,7 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "markers", f"{entry.alias}: the gates of alias {entry.alias} ({entry.model})"
         )
     interrupts.install(config)
-    if config.getoption("--resume") and not parallel.is_worker(config):
+    if config.getoption("--resume"):  # workers too: xdist gives them the command line, not ours
         _adopt_recorded_run(config)
     _configure_run(config, catalog)
 
@@ -373,7 +373,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     url = config.getoption("--gateway-url")
     view = _RunView(state.run_id, "remote" if url else "embedded", redact_url(url or ""),
                     state.records, state.outputs)
-    print_summary(view, state.statuses or {}, terminalreporter=terminalreporter)
+    replayed = state.replayed or set()
+    print_summary(view, state.statuses or {}, terminalreporter=terminalreporter,
+                  replayed=lambda record: record.extra.get(resume.NODEID_KEY) in replayed)
     terminalreporter.write_line(f"run id {state.run_id} (an interrupted run continues with "
                                 f"--resume {state.run_id})")
 
