@@ -120,7 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     interrupts.install(config)
     if config.getoption("--resume"):  # workers too: xdist gives them the command line, not ours
-        _adopt_recorded_run(config)
+        resume.adopt_recorded_run(config)
     _configure_run(config, catalog)
 
 
@@ -142,43 +142,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     interrupts.uninstall(config)
 
 
-def _adopt_recorded_run(config: pytest.Config) -> None:
-    from deploy.litellm_admin import redact_url
-
-    run_id = config.getoption("--resume")
-    recorded = resume.read_choices(config.getoption("--build-dir") / "runs" / run_id)
-    if recorded is None:
-        return
-    url = config.getoption("--gateway-url")
-    resume.adopt_choices(config, recorded, run_id=run_id, gateway=redact_url(url) if url else None,
-                         args=_given_args(config))
-
-
-def _given_args(config: pytest.Config) -> list[str] | None:
-    """The test paths on the command line (absolute), or None when pytest used its testpaths."""
-    if config.args_source != pytest.Config.ArgsSource.ARGS:
-        return None
-    return [str(config.invocation_params.dir / arg) for arg in config.args]
-
-
-def _run_choices(config: pytest.Config) -> resume.RunChoices:
-    from deploy.litellm_admin import redact_url
-
-    options = {dest: getattr(config.option, dest, default)
-               for dest, _flag, default in resume.RECORDED_OPTIONS}
-    options["scope"] = gate_scope(config)
-    url = config.getoption("--gateway-url")
-    return resume.RunChoices(options=options, args=_given_args(config) or [],
-                             gateway=redact_url(url) if url else None)
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     state = config.stash.get(RUN_KEY, None)
     if state is None or state.resumed or parallel.is_worker(config) or config.getoption("collectonly"):
         return
     if usage.may_run_gates(config):  # what --resume needs to continue this run as it was
-        resume.write_choices(state.run_folder, _run_choices(config))
+        resume.write_choices(state.run_folder, resume.run_choices(config, scope=gate_scope(config)))
 
 
 def _configure_run(config: pytest.Config, catalog: Catalog) -> None:

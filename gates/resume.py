@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from deploy.catalog import atomic_write_text
 from deploy.ledger import GateRecord, Ledger
+from deploy.litellm_admin import redact_url
 from gates.reports import PROPERTY_PREFIX, record_properties
 from gates.verdicts import enforce
 
@@ -59,6 +60,34 @@ def read_choices(run_folder: Path) -> RunChoices | None:
     except ValidationError as exc:
         raise pytest.UsageError(f"modelgate: {path}: not a run record ({exc.error_count()} "
                                 "errors); resume is not possible, start a new run") from None
+
+
+def given_args(config: pytest.Config) -> list[str] | None:
+    """The test paths on the command line (absolute), or None when pytest used its testpaths."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return None
+    return [str(config.invocation_params.dir / arg) for arg in config.args]
+
+
+def _gateway(config: pytest.Config) -> str | None:
+    url = config.getoption("--gateway-url")
+    return redact_url(url) if url else None
+
+
+def run_choices(config: pytest.Config, *, scope: str) -> RunChoices:
+    """This command's choices, with the scope resolved (`auto` depends on -m)."""
+    options = {dest: getattr(config.option, dest, default) for dest, _flag, default in RECORDED_OPTIONS}
+    options["scope"] = scope
+    return RunChoices(options=options, args=given_args(config) or [], gateway=_gateway(config))
+
+
+def adopt_recorded_run(config: pytest.Config) -> None:
+    """`--resume RUN_ID`: continue the run with the choices it recorded (see adopt_choices)."""
+    run_id = config.getoption("--resume")
+    recorded = read_choices(config.getoption("--build-dir") / "runs" / run_id)
+    if recorded is not None:  # an unknown run is refused later, naming where it was looked for
+        adopt_choices(config, recorded, run_id=run_id, gateway=_gateway(config),
+                      args=given_args(config))
 
 
 def _spell(flag: str, value: object) -> str:
