@@ -60,9 +60,13 @@ def platform_problem(config: pytest.Config) -> str | None:
     return None
 
 
+# Options after which pytest lists something and runs no test.
+_LISTING_OPTIONS = ("collectonly", "help", "version", "markers", "showfixtures", "show_fixtures_per_test")
+
+
 def may_run_gates(config: pytest.Config) -> bool:
-    """Whether this command can collect gate tests (`pytest tests` cannot: it needs no platform)."""
-    if config.getoption("collectonly") or config.getoption("help", False):
+    """Whether this command can run gate tests (`pytest tests` or `--markers` cannot)."""
+    if any(config.getoption(name, False) for name in _LISTING_OPTIONS):
         return False
     for arg in config.args:
         path = Path(arg.split("::", 1)[0])

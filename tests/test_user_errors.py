@@ -89,6 +89,13 @@ def test_the_suites_own_tests_need_no_gateway_key(tmp_path: Path) -> None:
     assert run.returncode == 0, run.output[-3000:]
 
 
+@pytest.mark.parametrize("listing", ["--markers", "--collect-only"])
+def test_listing_commands_need_no_gateway_key(tmp_path: Path, listing: str) -> None:
+    run = run_gates(listing, outputs=tmp_path, env=clean_env(MODELGATE_GATEWAY_URL=closed_port_url()))
+    assert run.returncode == 0, run.output[-3000:]
+    assert "coder-chat" in run.output
+
+
 # ---- 3. --resume is the run it resumes -------------------------------------------------------
 
 def test_resume_uses_the_recorded_selection_scope_and_control(tmp_path: Path) -> None:
