@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import shlex
 import sys
 from pathlib import Path
 
 from deploy.catalog import DEFAULT_CATALOG, CatalogError, load_catalog, write_statuses
-from deploy.catalog_table import DEFAULT_DOC, TableError, is_stale, write_table
+from deploy.catalog_table import DEFAULT_DOC, TableError, render_table, splice, write_table
 from deploy.ledger import Ledger, LedgerError, derive_statuses, unbacked_statuses
 
 COMMITTED_LEDGER = Path(__file__).resolve().parent.parent / "ledger" / "results.jsonl"
@@ -38,13 +40,31 @@ def _check_backing(catalog, args: argparse.Namespace) -> int:
     return 1 if unbacked else 0
 
 
+def _command(args: argparse.Namespace, *words: str) -> str:
+    """The command to run next, with the --catalog/--doc the user passed (and only those)."""
+    given = [f"--{name} {shlex.quote(str(value))}" for name, value in
+             (("catalog", args.given_catalog), ("doc", args.given_doc)) if value is not None]
+    return " ".join(["modelgate-catalog", *given, *words])
+
+
+def table_diff(catalog_path: Path, doc: Path, current: str, rendered: str) -> str:
+    """What `render` would change in `doc`, as a unified diff."""
+    return "".join(difflib.unified_diff(
+        current.splitlines(keepends=True), rendered.splitlines(keepends=True),
+        fromfile=f"{doc} (committed)", tofile=f"{doc} (rendered from {catalog_path})",
+    ))
+
+
 def _render(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     if args.check:
-        if is_stale(catalog, args.doc):
+        current = args.doc.read_bytes().decode("utf-8")
+        rendered = splice(current, render_table(catalog), where=str(args.doc))
+        if rendered != current:
+            sys.stderr.write(table_diff(args.catalog, args.doc, current, rendered))
             print(
                 f"{args.doc}: the served-models table is stale against {args.catalog}; "
-                "run `modelgate-catalog render` and commit the result",
+                f"run `{_command(args, 'render')}` and commit the result",
                 file=sys.stderr,
             )
             return 1
@@ -58,6 +78,12 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if not args.ledger.is_file():
+        # A missing ledger is a wrong path, not "no record yet": say so instead of exiting 0.
+        print(f"modelgate-catalog status: {args.ledger}: no such ledger file "
+              "(give the ledger a gate run appended to, e.g. ledger/results.jsonl or "
+              "build/embedded/ledger.jsonl)", file=sys.stderr)
+        return 2
     catalog = load_catalog(args.catalog)
     statuses = derive_statuses(Ledger(args.ledger), catalog.names)
     for alias in catalog.names:
@@ -77,8 +103,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="modelgate-catalog", description=__doc__)
-    parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
-    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
+    # None = not given: the defaults are filled in below, and hints repeat only what was given.
+    parser.add_argument("--catalog", type=Path, default=None, help=f"default: {DEFAULT_CATALOG}")
+    parser.add_argument("--doc", type=Path, default=None, help=f"default: {DEFAULT_DOC}")
     sub = parser.add_subparsers(dest="command", required=True)
     render = sub.add_parser("render", help="regenerate the table between the markers")
     render.add_argument(
@@ -97,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     status.set_defaults(func=_status)
     sub.add_parser("validate", help="validate the catalog").set_defaults(func=_validate)
     args = parser.parse_args(argv)
+    args.given_catalog, args.given_doc = args.catalog, args.doc
+    args.catalog, args.doc = args.catalog or DEFAULT_CATALOG, args.doc or DEFAULT_DOC
     try:
         return args.func(args) or 0
     except (CatalogError, TableError, LedgerError) as exc:

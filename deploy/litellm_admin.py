@@ -81,13 +81,18 @@ def redact_url(url: str | httpx.URL) -> str:
 class GatewayError(Exception):
     """An error answer of the gateway (or none at all: `status` None)."""
 
-    def __init__(self, status: int | None, type_: str | None, message: str, route: str = "") -> None:
+    def __init__(self, status: int | None, type_: str | None, message: str, route: str = "",
+                 *, cause: str = "") -> None:
         self.status = status
         self.type = type_
         self.message = redact_text(message)
         self.route = route
+        self.cause = redact_text(cause)  # why there was no answer (connection refused, DNS...)
         where = f"{route}: " if route else ""
-        super().__init__(f"{where}HTTP {status if status is not None else '-'} [{type_}] {self.message}")
+        if status is None:  # no HTTP answer: no status or error type to show
+            super().__init__(f"{where}{self.message}")
+        else:
+            super().__init__(f"{where}HTTP {status} [{type_}] {self.message}")
 
     @staticmethod
     def from_response(status: int, body: Any, route: str = "") -> GatewayError:
@@ -285,11 +290,14 @@ class LiteLLMAdmin:
             try:
                 response = self._http.request(method, path, json=json, params=params, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 raise GatewayUnavailable(
-                    None, "connect_error", f"{redact_url(self.base_url)} unreachable: {type(exc).__name__}", route
+                    None, "connect_error", f"{redact_url(self.base_url)} unreachable: {cause}", route,
+                    cause=cause,
                 ) from None
             except httpx.TransportError as exc:
-                raise GatewayUnavailable(None, "transport_error", type(exc).__name__, route) from None
+                cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                raise GatewayUnavailable(None, "transport_error", cause, route, cause=cause) from None
             log.debug("%s -> %s", route, response.status_code)
             try:
                 body = response.json()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from deploy.catalog import AliasEntry, Catalog
 from deploy.deployer import STAND_IN_INFO, Deployment
 from deploy.litellm_admin import LiteLLMAdmin
+from fixtures.platform.children import close_all
 from fixtures.platform.embedded import EmbeddedPlatform, standin_model
 from fixtures.platform.standin_models import StandIn
 
@@ -89,12 +91,14 @@ class LocalDeployer:
             self.admin.delete_model(route)
 
     def close(self) -> None:
-        for alias in list(self._routes):
-            try:
-                self.release(alias)
-            except Exception:  # the platform goes down next anyway; keep closing the rest
-                pass
-        self.platform.close()
+        # The platform stops even when an unroute fails or is interrupted (Ctrl-C in cleanup):
+        # the routes die with its gateway, its processes must not outlive the run.
+        try:
+            for alias in list(self._routes):
+                with contextlib.suppress(Exception):
+                    self.release(alias)
+        finally:
+            self.platform.close()
 
 
 class ControlDeployer:
@@ -112,6 +116,7 @@ class ControlDeployer:
     def deploy(self, entry: AliasEntry) -> Deployment:
         if entry.alias not in self._live:
             backend = self._make(entry, self.control).start()
+            self._live[entry.alias] = (backend, None)  # stopped by close() from now on
             route = self.admin.register_model(
                 entry.alias, litellm_params(entry, backend.base_url), model_info(entry)
             )
@@ -135,12 +140,16 @@ class ControlDeployer:
             backend.stop()
 
     def close(self) -> None:
-        for alias in list(self._live):
-            try:
-                self.release(alias)
-            except Exception:
-                pass
-        self.platform.close()
+        # As LocalDeployer.close; a backend may be a process (the streaming control), so what
+        # an interrupt left unreleased is still stopped before the platform.
+        try:
+            for alias in list(self._live):
+                with contextlib.suppress(Exception):
+                    self.release(alias)
+        finally:
+            left = [backend.stop for backend, _route in self._live.values()]
+            self._live.clear()
+            close_all(*left, self.platform.close)
 
 
 def open_embedded(
@@ -151,8 +160,13 @@ def open_embedded(
     With `control`, aliases are served by their reference backends instead of stand-in models.
     """
     platform = EmbeddedPlatform(run_dir, budget_status=budget_status).start()
-    admin = LiteLLMAdmin(platform.gateway_url, platform.master_key)
-    deployer = (
-        ControlDeployer(platform, admin, control) if control else LocalDeployer(platform, admin, catalog)
-    )
+    try:
+        admin = LiteLLMAdmin(platform.gateway_url, platform.master_key)
+        deployer = (
+            ControlDeployer(platform, admin, control) if control
+            else LocalDeployer(platform, admin, catalog)
+        )
+    except BaseException:
+        platform.close()
+        raise
     return admin, deployer, platform.gateway_url

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -27,7 +28,13 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy.catalog import DEFAULT_CATALOG, SLO, AliasEntry, CatalogError, load_catalog
-from deploy.litellm_admin import LiteLLMAdmin, redact_url, throwaway_key
+from deploy.litellm_admin import (
+    GatewayError,
+    GatewayUnavailable,
+    LiteLLMAdmin,
+    redact_url,
+    throwaway_key,
+)
 from deploy.slo_store import (
     SLOStoreError,
     cpu_profile_path,
@@ -181,6 +188,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # The admin client's retry warnings would bury the one line that says what failed.
+    logging.getLogger("deploy.litellm_admin").setLevel(logging.ERROR)
     console = Console()
     try:
         catalog = load_catalog(args.catalog)
@@ -205,8 +214,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with opened as client:
             derivation = derive_alias_slo(client, entry, plan, source=source)
+    except GatewayError as exc:
+        # The gateway did not answer the key request (a typo in the URL, a gateway down): one
+        # line naming it, not a traceback.
+        where = "the embedded platform's gateway" if args.embedded else redact_url(args.gateway_url)
+        if isinstance(exc, GatewayUnavailable) and exc.status is None:
+            line = f"gateway unreachable at {where}: {exc.cause or exc.message} ({exc.route})"
+        else:
+            line = f"gateway {where}: {exc}"
+        console.print(f"[red]slo_derivation: {line}[/red]", soft_wrap=True)
+        return 1
     except ValueError as exc:
-        console.print(f"[red]slo_derivation: {exc}[/red]")
+        console.print(f"[red]slo_derivation: {exc}[/red]", soft_wrap=True)
         return 1
     console.print(proposal_table(derivation, entry.slo if entry.slo.state in ("measured", "derived") else None))
     if args.json:

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from openai import OpenAI
+import httpx
+from openai import APIConnectionError, APIStatusError, OpenAI
 from rich.console import Console
 from rich.table import Table
 
@@ -132,6 +133,37 @@ def _endpoint_arg(text: str) -> tuple[str, str]:
     return label, url
 
 
+def _shown(url: str) -> str:
+    """The URL as printed: without userinfo (a password in a URL must not reach a log)."""
+    return str(httpx.URL(url).copy_with(username=None, password=None))
+
+
+def unreachable(label: str, url: str, client: OpenAI) -> str | None:
+    """One line when the endpoint does not answer at all (GET /models), else None.
+
+    An endpoint that answers, even with an error status, is measured: its errors are counted.
+    """
+    try:
+        client.with_options(timeout=10).models.list()
+    except APIConnectionError as exc:
+        cause = exc.__cause__ or exc
+        return f"endpoint {label} ({_shown(url)}) unreachable: {type(cause).__name__}: {cause}"
+    except APIStatusError:
+        return None
+    return None
+
+
+def all_failed(comparison: LatencyComparison, urls: dict[str, str]) -> str | None:
+    """One line when every measured request of an endpoint failed (its column would be n/a)."""
+    for result in (comparison.a, comparison.b):
+        summary = result.summary
+        if summary.requests and not summary.ok:
+            example = summary.error_examples[0] if summary.error_examples else "no detail"
+            return (f"every request to endpoint {summary.endpoint} ({_shown(urls[summary.endpoint])}) "
+                    f"failed ({summary.errors}/{summary.requests}), e.g. {example}")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m evals.latency_compare --a raw=URL --b kserve=URL --model NAME`: the comparison
     table on stdout. The API key comes from env OPENAI_API_KEY (default: none needed)."""
@@ -158,13 +190,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     key = os.environ.get("OPENAI_API_KEY") or "not-needed"
     (label_a, url_a), (label_b, url_b) = args.a, args.b
+    client_a = OpenAI(base_url=url_a, api_key=key, max_retries=0)
+    client_b = OpenAI(base_url=url_b, api_key=key, max_retries=0)
+    for label, url, client in ((label_a, url_a, client_a), (label_b, url_b, client_b)):
+        problem = unreachable(label, url, client)
+        if problem:  # a table of n/a would hide which endpoint and why
+            print(f"latency_compare: {problem}", file=sys.stderr)
+            return 2
     comparison = compare_endpoints(
-        Endpoint(label=label_a, client=OpenAI(base_url=url_a, api_key=key, max_retries=0), model=args.model),
-        Endpoint(label=label_b, client=OpenAI(base_url=url_b, api_key=key, max_retries=0),
-                 model=args.model_b or args.model),
+        Endpoint(label=label_a, client=client_a, model=args.model),
+        Endpoint(label=label_b, client=client_b, model=args.model_b or args.model),
         prompts, max_tokens=args.max_tokens, requests=args.requests, concurrency=args.concurrency,
         warmup=args.warmup,
     )
+    problem = all_failed(comparison, {label_a: url_a, label_b: url_b})
+    if problem:
+        print(f"latency_compare: {problem}", file=sys.stderr)
+        return 1
     Console(width=max(120, Console().width)).print(comparison_table(comparison))
     if args.json:
         args.json.write_text(comparison.model_dump_json(indent=2), encoding="utf-8")

@@ -11,10 +11,11 @@ import pytest
 from deploy.catalog import DEFAULT_CATALOG, Catalog, CatalogError, load_catalog
 from deploy.ledger import GateRecord
 from evals.response_cache import ResponseCache
-from gates import parallel, reports, resume
+from gates import interrupts, parallel, reports, resume, usage
 from gates.run_kind import run_kind
 from gates.session import REPO_ROOT, GateSession, Outputs, default_outputs, new_run_id, write_status
 from gates.summary import print_summary
+from gates.verdicts import GatePlatformError
 
 CATALOG_KEY = pytest.StashKey[Catalog]()
 SESSION_KEY = pytest.StashKey[GateSession]()
@@ -36,6 +37,7 @@ class RunState:
     interrupted_at: pytest.Item | None = None  # the gate test a Ctrl-C cut short
     notes: list[str] | None = None  # said under the verdict table: interrupted, no status...
     html_report: Path | None = None  # the run's report.html, once written
+    replayed: set[str] | None = None  # test ids whose recorded verdicts a resume replays
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -121,7 +123,37 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line(
             "markers", f"{entry.alias}: the gates of alias {entry.alias} ({entry.model})"
         )
+    interrupts.install(config)
+    if config.getoption("--resume"):  # workers too: xdist gives them the command line, not ours
+        resume.adopt_recorded_run(config)
     _configure_run(config, catalog)
+
+
+# trylast: every plugin has registered its markers by then.
+@pytest.hookimpl(trylast=True, specname="pytest_configure")
+def pytest_configure_usage(config: pytest.Config) -> None:
+    """Mistakes in the command are one line and pytest's usage exit code, before any gate."""
+    if parallel.is_worker(config) or CATALOG_KEY not in config.stash:
+        return  # the controller checked
+    catalog = config.stash[CATALOG_KEY]
+    problem = usage.unknown_marker(config, catalog.names)
+    if problem:
+        raise pytest.UsageError(problem)
+    if usage.may_run_gates(config):
+        usage.check_platform(config, catalog)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    interrupts.uninstall(config)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash.get(RUN_KEY, None)
+    if state is None or state.resumed or parallel.is_worker(config) or config.getoption("collectonly"):
+        return
+    if usage.may_run_gates(config):  # what --resume needs to continue this run as it was
+        resume.write_choices(state.run_folder, resume.run_choices(config, scope=gate_scope(config)))
 
 
 def _configure_run(config: pytest.Config, catalog: Catalog) -> None:
@@ -137,6 +169,8 @@ def _configure_run(config: pytest.Config, catalog: Catalog) -> None:
             "(resume with the same --outputs/--build-dir as the interrupted run)"
         )
     state = RunState(run_id=run_id, outputs=outputs, run_folder=run_folder, resumed=bool(resumed))
+    if resumed:  # before this run appends: the tests collection will replay
+        state.replayed = set(resume.recorded_tests(outputs.ledger, run_id))
     config.stash[RUN_KEY] = state
     parallel.use_loadgroup(config)
     if not parallel.is_worker(config):
@@ -213,28 +247,38 @@ def gate_session(request: pytest.FixtureRequest):
 
     config = request.config
     session = open_session(config, config.stash[CATALOG_KEY])
-    state = config.stash[RUN_KEY]
-    session.run_id = state.run_id
-    session.kind = run_kind(config, config.stash[CATALOG_KEY])[0]
-    session.scope = gate_scope(config)  # type: ignore[assignment]
-    if not config.getoption("--no-cache"):
-        session.cache = ResponseCache(state.run_folder / "cache")
-    session.gpu_turn = parallel.GpuTurn(config.getoption("--build-dir") / parallel.GPU_LOCK_NAME)
+    try:  # from here on an interrupt still closes the platform
+        state = config.stash[RUN_KEY]
+        session.run_id = state.run_id
+        session.kind = run_kind(config, config.stash[CATALOG_KEY])[0]
+        session.scope = gate_scope(config)  # type: ignore[assignment]
+        if not config.getoption("--no-cache"):
+            session.cache = ResponseCache(state.run_folder / "cache")
+        session.gpu_turn = parallel.GpuTurn(config.getoption("--build-dir") / parallel.GPU_LOCK_NAME)
 
-    def annotate(record: GateRecord) -> None:
-        if state.current is not None:  # which test proved it: what --resume matches on
-            record.extra.setdefault(resume.NODEID_KEY, parallel.gate_test_id(state.current))
+        def annotate(record: GateRecord) -> None:
+            if state.current is not None:  # which test proved it: what --resume matches on
+                record.extra.setdefault(resume.NODEID_KEY, parallel.gate_test_id(state.current))
 
-    def on_record(record: GateRecord) -> None:
-        if state.current is not None:  # JUnit properties, forwarded by xdist to the controller
-            state.current.user_properties.extend(reports.record_properties(record))
+        def on_record(record: GateRecord) -> None:
+            if state.current is not None:  # JUnit properties, forwarded by xdist to the controller
+                state.current.user_properties.extend(reports.record_properties(record))
 
-    session.annotate, session.on_record = annotate, on_record
-    config.stash[SESSION_KEY] = session
-    try:
+        session.annotate, session.on_record = annotate, on_record
+        config.stash[SESSION_KEY] = session
         yield session
     finally:
         session.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(GatePlatformError):
+        # The platform did not answer and the record says so: its one line is the report (the
+        # JUnit element keeps it as its message); a traceback through the suite adds nothing.
+        report.longrepr = call.excinfo.getrepr(style="value", chain=False)
+    return report
 
 
 @pytest.hookimpl(wrapper=True)
@@ -331,8 +375,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     url = config.getoption("--gateway-url")
     view = _RunView(state.run_id, "remote" if url else "embedded", redact_url(url or ""),
                     state.records, state.outputs)
+    replayed = state.replayed or set()
     print_summary(view, state.statuses or {}, terminalreporter=terminalreporter,
-                  notes=state.notes or [])
+                  notes=state.notes or [],
+                  replayed=lambda record: record.extra.get(resume.NODEID_KEY) in replayed)
     terminalreporter.write_line(f"run id {state.run_id} (an interrupted run continues with "
                                 f"--resume {state.run_id})")
     if state.html_report is not None:

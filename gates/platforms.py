@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from deploy.catalog import Catalog
 from deploy.litellm_admin import LiteLLMAdmin
+from gates import usage
 from gates.parallel import worker_id
 from gates.session import GateSession, Outputs, default_outputs
 
@@ -32,21 +31,18 @@ def open_session(config: pytest.Config, catalog: Catalog) -> GateSession:
     catalog_path = config.getoption("--catalog")
     build_dir = config.getoption("--build-dir")
     url = config.getoption("--gateway-url")
-    if url and config.getoption("--control"):
-        raise pytest.UsageError("modelgate: --control runs on the embedded platform; drop --gateway-url")
+    problem = usage.platform_problem(config)  # checked at configure; here for other entry points
+    if problem:
+        raise pytest.UsageError(problem)
     if url:
-        master = config.getoption("--master-key") or os.environ.get("LITELLM_MASTER_KEY")
-        if not master:
-            raise pytest.UsageError(
-                "modelgate: --gateway-url needs the master key (env LITELLM_MASTER_KEY or --master-key)"
-            )
-        admin = LiteLLMAdmin(url, master)
+        admin = LiteLLMAdmin(url, usage.master_key(config) or "")
         if config.getoption("--no-deploy"):
             from deploy.preexisting import PreexistingDeployer
 
             deployer = PreexistingDeployer(admin)
         else:
-            deployer = _kubernetes_deployer(config, catalog)
+            deployer = config.stash.get(usage.DEPLOYER_KEY, None) or usage.kubernetes_deployer(
+                config, catalog)
         kind = "remote"
     else:
         from deploy.local import open_embedded
@@ -66,31 +62,3 @@ def open_session(config: pytest.Config, catalog: Catalog) -> GateSession:
         catalog=catalog, catalog_path=catalog_path, outputs=run_outputs(config), platform_kind=kind,
         gateway_url=url, admin=admin, deployer=deployer,
     )
-
-
-def _kubernetes_deployer(config: pytest.Config, catalog: Catalog):
-    """The cluster deployer, checked before any gate runs: a missing cluster is a usage error."""
-    from deploy.deploy_cli import parse_sources
-    from deploy.k8s.config import KubeSettings
-    from deploy.k8s.deployer import KubernetesDeployer
-    from deploy.k8s.errors import ClusterUnavailable, ManifestError
-    from gates.core import RUN_KEY
-
-    state = config.stash.get(RUN_KEY, None)
-    settings = KubeSettings(
-        namespace=config.getoption("--namespace"),
-        kube_context=config.getoption("--kube-context"),
-        prefer_kserve=config.getoption("--kserve"),
-        force_conflicts=config.getoption("--force-conflicts"),
-        scale_gpu_holder=config.getoption("--scale-gpu-holder"),
-        delete_cache=config.getoption("--delete-cache"),
-        runtime_class=config.getoption("--runtime-class"),
-        run_id=state.run_id if state else None,
-    )
-    try:
-        sources = parse_sources(config.getoption("--model-source"))
-        deployer = KubernetesDeployer(settings, model_sources=sources)
-        deployer.preflight(catalog.aliases)
-    except (ClusterUnavailable, ManifestError) as exc:
-        raise pytest.UsageError(f"modelgate: {exc} (or pass --no-deploy)") from None
-    return deployer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import uuid
@@ -31,6 +32,7 @@ from deploy.ledger import (
 from deploy.litellm_admin import (
     MASTER_KEY_NAME,
     NO_KEY_DATABASE,
+    GatewayUnavailable,
     LiteLLMAdmin,
     VirtualKey,
     gate_key,
@@ -40,6 +42,7 @@ from deploy.litellm_admin import (
 from deploy.route_check import RouteCheckError, route_check
 from evals.response_cache import CacheScope, CacheSwitch, ResponseCache, caching_http_client
 from gates.parallel import GpuTurn, holds_exclusive_gpu
+from gates.verdicts import GatePlatformError, verdict_message
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -275,8 +278,8 @@ class GateSession:
         try:
             deployment = self.deploy(alias)
         except Exception as exc:
-            self._record_platform_error(entry, gate, "deploy failed", exc, started)
-            raise
+            record = self._record_platform_error(entry, gate, "deploy failed", exc, started)
+            raise GatePlatformError(verdict_message(record)) from exc
         budget = entry.gate(gate).max_budget_usd
         # A throwaway key; the master key on a gateway without a key database (said once).
         with gate_key(
@@ -289,8 +292,9 @@ class GateSession:
             check = route_check(self.gateway_url, key.value, entry)
             if not check.ok:
                 error = RouteCheckError(check.detail)
-                self._record_platform_error(entry, gate, "route check failed", error, started, deployment)
-                raise error
+                record = self._record_platform_error(
+                    entry, gate, "route check failed", error, started, deployment)
+                raise GatePlatformError(verdict_message(record)) from error
             switch = CacheSwitch()
             yield AliasContext(
                 entry=entry, deployment=deployment, gateway_url=self.gateway_url, key=key,
@@ -307,10 +311,20 @@ class GateSession:
     def _record_platform_error(
         self, entry: AliasEntry, gate: str, what: str, exc: BaseException, started,
         deployment: Deployment | None = None,
-    ) -> None:
+    ) -> GateRecord:
+        reason = redact_text(str(exc))
+        if isinstance(exc, GatewayUnavailable) and exc.status is None:
+            # No answer at all (a typo in the URL, a gateway down): say that, not "deploy failed".
+            what = f"gateway unreachable at {self.gateway_url_redacted}"
+            reason = f"{exc.cause or exc.message} ({exc.route})" if exc.route else exc.cause or exc.message
+        # A deployer's diagnosis (events, conditions, the engine's last log lines) goes whole to
+        # the record's details; the summary line keeps its short form.
+        diagnosis = getattr(exc, "diagnosis", None)
+        if diagnosis is not None and getattr(exc, "short", None):
+            reason = redact_text(exc.short)
         record = GateRecord(
             run_id=self.run_id, alias=entry.alias, gate=gate, verdict="error", metric=gate,
-            value=None, threshold=None, summary=what, reason=redact_text(str(exc))[:500],
+            value=None, threshold=None, summary=what, reason=reason[:500],
             target=Target(
                 platform=self.platform_kind, gateway_url=redact_url(self.gateway_url),
                 deployment=deployment.target if deployment else "(not deployed)",
@@ -320,7 +334,9 @@ class GateSession:
             ),
             started_at=started, finished_at=now(), suite_revision=self.revision,
         )
-        self.record(record, [])
+        details = [json.loads(redact_text(json.dumps(diagnosis, default=str)))] if diagnosis else []
+        self.record(record, details)
+        return record
 
     def write_status(self) -> dict[str, str]:
         """Derive the touched aliases' status from the ledger; write the catalog and its table."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,7 +14,9 @@ from deploy.ledger import GateRecord
 _STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold yellow"}
 
 
-def verdict_table(records: list[GateRecord], statuses: dict[str, str], *, title: str) -> Table:
+def verdict_table(records: list[GateRecord], statuses: dict[str, str], *, title: str,
+                  replayed: Callable[[GateRecord], bool] | None = None) -> Table:
+    """One row per record; a verdict a resumed run replayed from the ledger says so."""
     table = Table(title=title, show_lines=False)
     for column in ("alias", "gate", "verdict", "result", "served by", "eval status written"):
         table.add_column(column, overflow="fold")
@@ -23,7 +26,8 @@ def verdict_table(records: list[GateRecord], statuses: dict[str, str], *, title:
         table.add_row(
             record.alias,
             record.gate,
-            f"[{_STYLE[record.verdict]}]{record.verdict.upper()}[/]",
+            f"[{_STYLE[record.verdict]}]{record.verdict.upper()}[/]"
+            + (" (replayed)" if replayed is not None and replayed(record) else ""),
             escape(record.summary + (f"\n{record.reason}" if record.reason else "")),
             escape(served),
             escape(statuses.get(record.alias, "")),
@@ -32,7 +36,8 @@ def verdict_table(records: list[GateRecord], statuses: dict[str, str], *, title:
 
 
 def print_summary(session, statuses: dict[str, str], *, terminalreporter,
-                  notes: list[str] | None = None) -> None:
+                  notes: list[str] | None = None,
+                  replayed: Callable[[GateRecord], bool] | None = None) -> None:
     buffer = io.StringIO()
     console = Console(
         file=buffer, force_terminal=terminalreporter.isatty(), width=max(terminalreporter._tw.fullwidth, 100)
@@ -40,7 +45,7 @@ def print_summary(session, statuses: dict[str, str], *, terminalreporter,
     kind = "embedded platform (stand-ins on loopback)" if session.platform_kind == "embedded" else session.gateway_url_redacted
     if session.records:
         title = f"modelgate run {session.run_id} on {kind}"
-        console.print(verdict_table(session.records, statuses, title=title))
+        console.print(verdict_table(session.records, statuses, replayed=replayed, title=title))
     for note in notes or []:  # interrupted, or a smoke run / control that writes no status
         console.print(note, style="bold yellow", markup=False)
     console.print(f"ledger: {session.outputs.ledger}")

@@ -16,13 +16,17 @@ def alias_mark(alias: str) -> pytest.MarkDecorator:
     return getattr(pytest.mark, alias)
 
 
+def verdict_message(record: GateRecord) -> str:
+    """`alias/gate: VERDICT: summary: reason`, the one line a failing or erroring test shows."""
+    message = f"{record.alias}/{record.gate}: {record.verdict.upper()}: {record.summary}"
+    return message + (f": {record.reason}" if record.reason else "")
+
+
 def enforce(record: GateRecord) -> None:
     """Pass silently; fail the test on FAIL; raise GatePlatformError on ERROR."""
     if record.verdict == "pass":
         return
-    message = f"{record.alias}/{record.gate}: {record.verdict.upper()}: {record.summary}"
-    if record.reason:
-        message += f": {record.reason}"
+    message = verdict_message(record)
     if record.verdict == "error":
         raise GatePlatformError(message)
     pytest.fail(message, pytrace=False)

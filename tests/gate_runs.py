@@ -45,6 +45,16 @@ def gate_command(*args: str, outputs: Path) -> list[str]:
             f"--build-dir={outputs / 'build'}", *args]
 
 
+def start_gates(*args: str, outputs: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A gate run in the background, in its own session (a test can signal it alone); its
+    output goes to `outputs/run.log`."""
+    outputs.mkdir(parents=True, exist_ok=True)
+    with (outputs / "run.log").open("wb") as log:
+        return subprocess.Popen(gate_command(*args, outputs=outputs), cwd=REPO_ROOT, env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
 def run_gates(*args: str, outputs: Path, env: dict[str, str] | None = None, timeout: float = 900) -> GateRun:
     """`pytest <args>` from the repository root with ledger, catalog and table under `outputs`."""
     command = gate_command(*args, outputs=outputs)

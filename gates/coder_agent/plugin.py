@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gates.coder_agent.budget import key_exists
+from gates.options import positive_int
 
 ALIAS = "coder-agent"
 GATE = "tool_loop"
@@ -16,7 +17,7 @@ class KeyNotDeleted(RuntimeError):
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("modelgate").addoption(
-        "--tool-loop-limit", type=int, default=None,
+        "--tool-loop-limit", type=positive_int, default=None,
         help="coder-agent: only the first N tool scenarios (a smoke run, not a verdict to promote on)",
     )
 

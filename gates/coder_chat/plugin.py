@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from gates.options import positive_int
+
 ALIAS = "coder-chat"
 GATE = "humaneval"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("modelgate").addoption(
-        "--humaneval-limit", type=int, default=None,
+        "--humaneval-limit", type=positive_int, default=None,
         help="coder-chat: only the first N tasks of the selected set (a smoke run, not a verdict "
         "to promote on)",
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from gates.coder_fim.config import GATE
+from gates.options import positive_int
 
 ALIAS = "coder-fim"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("modelgate").addoption(
-        "--fim-limit", type=int, default=None,
+        "--fim-limit", type=positive_int, default=None,
         help="coder-fim: only N cases, spread over the kinds (a smoke run, not a verdict to "
         "promote on)",
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from gates.options import positive_int
+
 ALIAS = "qwen-local"
 GATE = "latency"
 
@@ -17,7 +19,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "first run). auto: cpu for the embedded platform's stand-in engine, else catalog",
     )
     group.addoption(
-        "--latency-requests", type=int, default=None,
+        "--latency-requests", type=positive_int, default=None,
         help="qwen-local: measure N requests instead of the catalog's count (a smoke run, not a "
         "verdict to promote on)",
     )
