@@ -22,7 +22,6 @@ Three details keep the harness out of what it measures:
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import uuid
@@ -35,13 +34,11 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals.latency_models import LatencyPrompt, RequestRow
-from evals.model_calls import map_bounded, redact
-from evals.replies import MalformedReply, StreamAudit, audited, iter_sse
+from evals.model_calls import HTTP_ERRORS as _HTTP_ERRORS
+from evals.model_calls import HTTP_LIB as _HTTP_LIB
+from evals.model_calls import map_bounded, redact, stream_payloads
+from evals.replies import MalformedReply, StreamAudit
 
-# A broken stream raises the HTTP library's own errors while iterating (openai wraps only those of
-# the request). Recent openai releases build on httpx2 rather than httpx: catch whichever it uses.
-_HTTP_LIB = sys.modules[openai.DefaultHttpxClient.__mro__[1].__module__.partition(".")[0]]
-_HTTP_ERRORS = tuple({httpx.HTTPError, _HTTP_LIB.HTTPError})
 # Per worker thread: when its current request was sent and when its latest bytes were read.
 _clock = threading.local()
 _SENT_EVENTS = ("http11.send_request_headers.started", "http2.send_request_headers.started")
@@ -179,8 +176,7 @@ def measure(client: openai.OpenAI, model: str, prompt: LatencyPrompt, settings: 
             stream_options={"include_usage": True},
             extra_body=settings.extra_body,
         ) as response:
-            lines = iter_sse(response.iter_lines(), deadline_s=settings.stream_deadline_s)
-            for chunk in audited(lines, audit):
+            for chunk in stream_payloads(response, audit, deadline_s=settings.stream_deadline_s):
                 # The transport's read time; the clock itself under a stand-in transport.
                 now = end = _clock.read_at or time.perf_counter()
                 has_content = any(

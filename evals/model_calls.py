@@ -12,14 +12,16 @@ a stalled backend ends as an ERROR naming the timeout, in bounded time.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+import httpx
 import openai
 from openai.types import Completion, CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion
@@ -34,7 +36,7 @@ from tenacity import (
     stop_after_delay,
 )
 
-from evals.replies import MalformedReply, ReplyKind, parse_body
+from evals.replies import MalformedReply, ReplyKind, StreamAudit, audited, iter_sse, parse_body
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -163,6 +165,34 @@ def _retry_after_s(exc: openai.APIStatusError) -> float | None:
 
 
 PLATFORM_ERRORS = (openai.APIConnectionError, openai.APIStatusError, MalformedReply)
+
+# A broken stream raises the HTTP library's own errors while iterating (openai wraps only those of
+# the request). Recent openai releases build on httpx2 rather than httpx: catch whichever it uses.
+HTTP_LIB = sys.modules[openai.DefaultHttpxClient.__mro__[1].__module__.partition(".")[0]]
+HTTP_ERRORS: tuple[type[Exception], ...] = tuple({httpx.HTTPError, HTTP_LIB.HTTPError})
+
+
+def stream_payloads(
+    response: Any, audit: StreamAudit, *, deadline_s: float | None = None,
+    keep_lines: list[str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The JSON chunks of an openai streaming response (`with_streaming_response`), audited by
+    `evals.replies` (MalformedReply when the stream did not end properly); a body that breaks
+    off raises APIConnectionError, retried like a lost connection. `keep_lines` collects the
+    raw lines read."""
+
+    def lines() -> Iterator[str]:
+        for line in response.iter_lines():
+            if keep_lines is not None:
+                keep_lines.append(line)
+            yield line
+
+    try:
+        yield from audited(iter_sse(lines(), deadline_s=deadline_s), audit)
+    except HTTP_ERRORS as exc:
+        raise openai.APIConnectionError(
+            message=f"the stream broke off: {exc}", request=response.http_request
+        ) from exc
 
 
 @dataclass(frozen=True)

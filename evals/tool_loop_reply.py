@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel
 
+from evals.replies import MalformedReply
 
-class MalformedReply(ValueError):
-    """The server's reply is not a usable chat completion (a platform fault, not the model's)."""
+__all__ = ["MalformedReply", "Reply", "ReplyCall", "assemble_stream", "reply_from_completion"]
 
 
 class ReplyCall(BaseModel):
@@ -31,6 +31,8 @@ def reply_from_completion(completion: ChatCompletion) -> Reply:
     if not completion.choices:
         raise MalformedReply("the completion has no choices")
     choice = completion.choices[0]
+    if choice.message is None:
+        raise MalformedReply("the first choice has no message")
     calls = []
     for index, call in enumerate(choice.message.tool_calls or []):
         function = getattr(call, "function", None)  # custom (non-function) tool calls have none
