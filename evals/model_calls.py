@@ -77,8 +77,18 @@ class RetryPolicy(BaseModel):
     max_s: float = Field(default=8.0, ge=0)
     # No new attempt starts after this many seconds (tenacity's stop_after_delay).
     total_s: float = Field(default=DEFAULT_BUDGET_S, gt=0)
+    # Each attempt's timeout; None: the client's own, capped at DEFAULT_TIMEOUT_S.
+    timeout_s: float | None = Field(default=None, gt=0)
     # A server's Retry-After (on 429/503) is honoured, but never beyond max_s.
     honour_retry_after: bool = True
+
+    @classmethod
+    def from_gate(cls, config: Mapping[str, Any], *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                  budget_s: float = DEFAULT_BUDGET_S) -> RetryPolicy:
+        """The policy a gate's catalog block asks for: `request_timeout_s` per attempt and
+        `request_budget_s` per call over its retries (the given defaults when absent)."""
+        return cls(timeout_s=float(config.get("request_timeout_s", timeout_s)),
+                   total_s=float(config.get("request_budget_s", budget_s)))
 
     def wait_s(self, attempt: int, exc: BaseException | None) -> float:
         backoff = min(self.max_s, self.initial_s * self.multiplier ** (attempt - 1))
@@ -281,9 +291,13 @@ def make_client(base_url: str, api_key: str, *, timeout_s: float = DEFAULT_TIMEO
     return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
 
 
-def request_timeout(client: openai.OpenAI, timeout_s: float | None) -> float:
-    """The per-attempt timeout of a call: `timeout_s` when given, else the client's own read
-    timeout capped at DEFAULT_TIMEOUT_S (the openai client's 600 s would hold a gate for long)."""
+def request_timeout(client: openai.OpenAI, timeout_s: float | None,
+                    policy: RetryPolicy | None = None) -> float:
+    """The per-attempt timeout of a call: `timeout_s` when given, else the policy's, else the
+    client's own read timeout capped at DEFAULT_TIMEOUT_S (the openai client's 600 s would hold
+    a gate for long)."""
+    if timeout_s is None and policy is not None:
+        timeout_s = policy.timeout_s
     if timeout_s is not None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -322,7 +336,7 @@ def chat(
     `timeout_s` bounds each attempt (None: see `request_timeout`)."""
     create = no_retry(client).chat.completions.with_raw_response.create
     kwargs = _drop_none({"model": model, "messages": list(messages), "extra_headers": extra_headers,
-                         "timeout": (timeout := request_timeout(client, timeout_s)), **params})
+                         "timeout": (timeout := request_timeout(client, timeout_s, policy)), **params})
     return call_with_retries(lambda: _raw(create, "chat", ChatCompletion, **kwargs), policy=policy,
                              timeout_s=timeout)
 
@@ -340,7 +354,7 @@ def completion(
     """A non-streamed `/v1/completions` call (FIM prompts go here, formatted by the caller)."""
     create = no_retry(client).completions.with_raw_response.create
     kwargs = _drop_none({"model": model, "prompt": prompt, "extra_headers": extra_headers,
-                         "timeout": (timeout := request_timeout(client, timeout_s)), **params})
+                         "timeout": (timeout := request_timeout(client, timeout_s, policy)), **params})
     return call_with_retries(lambda: _raw(create, "completion", Completion, **kwargs), policy=policy,
                              timeout_s=timeout)
 
@@ -359,7 +373,7 @@ def embeddings(
     create = no_retry(client).embeddings.with_raw_response.create
     payload = inputs if isinstance(inputs, str) else list(inputs)
     kwargs = _drop_none({"model": model, "input": payload, "extra_headers": extra_headers,
-                         "timeout": (timeout := request_timeout(client, timeout_s)), **params})
+                         "timeout": (timeout := request_timeout(client, timeout_s, policy)), **params})
     return call_with_retries(lambda: _raw(create, "embedding", CreateEmbeddingResponse, **kwargs),
                              policy=policy, timeout_s=timeout)
 

@@ -76,7 +76,7 @@ def _ask(client: OpenAI, model: str, messages: list[dict[str, Any]], tools: list
          *, stream: bool, max_tokens: int, temperature: float,
          policy: RetryPolicy | None, timeout_s: float | None = None) -> tuple[Reply, float | None]:
     """One model turn with bounded retries, plus the gateway's cost header of the answer."""
-    timeout = request_timeout(client, timeout_s)
+    timeout = request_timeout(client, timeout_s, policy)
     completions = no_retry(client).chat.completions
     kwargs: dict[str, Any] = dict(
         model=model, messages=messages, tools=tools, tool_choice="auto",

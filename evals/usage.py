@@ -427,7 +427,7 @@ def call_probe(client: openai.OpenAI, probe: str, policy: RetryPolicy | None = N
 
     `timeout_s` bounds each attempt (None: the client's own, at most 120 s)."""
     run = _stream_chat if params.get("stream") else _raw_chat
-    timeout = request_timeout(client, timeout_s)
+    timeout = request_timeout(client, timeout_s, policy)
     params = {**params, "timeout": timeout}
     budget = (policy or DEFAULT_POLICY).total_s
     outcome = call_with_retries(lambda: run(client, probe, params, budget), policy=policy,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from deploy.ledger import now
+from evals.model_calls import RetryPolicy
 from evals.tool_loop import run_tool_loops
 from evals.tool_loop_judge import results_table
 from fixtures.tool_scenarios import SCENARIOS
@@ -35,9 +36,11 @@ def test_tool_loops(coder_agent, request) -> None:
         max_tokens=int(config.get("max_tokens", 512)),
         temperature=float(config.get("temperature", 0.0)),
         concurrency=int(config.get("concurrency", 4)),
+        # request_timeout_s per attempt (120), request_budget_s per turn over retries (300)
+        policy=RetryPolicy.from_gate(config),
     )
     # No cache: the key's spend must equal the costs of answers it was charged for.
-    client = coder_agent.client(cache=False, timeout=float(config.get("request_timeout_s", 300)))
+    client = coder_agent.client(cache=False, timeout=options["policy"].timeout_s)
     admin, key = coder_agent.admin, coder_agent.key
     price = coder_agent.entry.price
     priced = bool(price.input_per_token or price.output_per_token)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from deploy.ledger import now
 from evals.humaneval import load_problems, load_subset, run_humaneval, select
+from evals.model_calls import RetryPolicy
 from gates.coder_chat.judge import judge_humaneval
 from gates.coder_chat.plugin import ALIAS, GATE
 from gates.core import gate_scope
@@ -38,6 +39,7 @@ def test_humaneval_pass_rate(coder_chat, request) -> None:
         temperature=float(config.get("temperature", 0.0)),
         max_tokens=int(config.get("max_tokens", 512)),
         concurrency=int(config.get("concurrency", 4)),
+        retry=RetryPolicy.from_gate(config),  # request_timeout_s (120), request_budget_s (300)
     )
     verdict = judge_humaneval(
         passed=result.passed, failed=result.failed, errors=result.errors,
