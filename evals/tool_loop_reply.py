@@ -72,7 +72,11 @@ def assemble_stream(chunks: Iterable[ChatCompletionChunk]) -> Reply:
         for choice in chunk.choices:
             if choice.index != 0:  # n=1 is requested; ignore anything else
                 continue
+            if choice.finish_reason is not None:
+                reply.finish_reason = choice.finish_reason
             delta = choice.delta
+            if delta is None:  # a malformed chunk: the stream audit reports it
+                continue
             if delta.content is not None:
                 saw_content = True
                 content.append(delta.content)
@@ -85,8 +89,6 @@ def assemble_stream(chunks: Iterable[ChatCompletionChunk]) -> Reply:
                         call.name = part.function.name
                     if part.function.arguments:
                         call.arguments += part.function.arguments
-            if choice.finish_reason is not None:
-                reply.finish_reason = choice.finish_reason
     text = "".join(content)
     # Non-streaming replies carry null content next to tool calls; mirror that so both modes agree.
     reply.content = text if (text or (saw_content and not calls)) else None
