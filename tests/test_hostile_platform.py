@@ -396,3 +396,30 @@ def test_a_latency_stall_is_an_errored_request_naming_the_timeout(hostile) -> No
     assert result.summary.errors == 3
     assert all("0.3 s request timeout" in (r.error or "") for r in result.rows)
     assert judge_latency(result.summary, TARGETS, 0.05).verdict == "error"
+
+
+# ---- whole gates through the gateway double -------------------------------------------------
+
+@pytest.mark.parametrize(("alias", "fault", "options", "gate", "words"), [
+    ("coder-chat", "truncated", ["--humaneval-limit=2"], "humaneval", "the body is not JSON"),
+    ("coder-fim", "error_200", ["--fim-limit=2"], "fim", "2 of 2 requests unanswered"),
+    ("coder-agent", "sse_error", ["--tool-loop-limit=1"], "tool_loop", "a mid-stream error"),
+    ("embeddings", "empty_choices", [], "embeddings", "`data` is empty"),
+    ("qwen-local", "no_end", ["--latency-requests=4"], "latency", "no finish_reason, no [DONE]"),
+])
+def test_a_hostile_backend_makes_the_gate_error_with_a_record(tmp_path, alias, fault, options, gate,
+                                                               words) -> None:
+    """The `erroring` control served by the hostile backend (MODELGATE_HOSTILE_FAULT): the route
+    check's probes are answered, the gate's own requests get the fault. The run ends ERROR with
+    its ledger record naming what was wrong, never a crash, never FAIL."""
+    import os
+
+    from tests.gate_runs import run_gates
+
+    env = {**os.environ, "MODELGATE_HOSTILE_FAULT": fault}
+    run = run_gates("-m", alias, "--control", "erroring", *options, outputs=tmp_path, env=env)
+    assert run.returncode == 1, run.output[-3000:]
+    record = run.record(gate)
+    assert record.verdict == "error" and record.summary != "route check failed", record.reason
+    details = (tmp_path / record.details_file).read_text() if record.details_file else ""
+    assert words in record.reason + details

@@ -44,6 +44,7 @@ def test_humaneval_pass_rate(coder_chat, request) -> None:
     verdict = judge_humaneval(
         passed=result.passed, failed=result.failed, errors=result.errors,
         sandbox_errors=result.sandbox_errors, min_pass_rate=float(config["min_pass_rate"]),
+        first_error=result.first_error,
     )
     record = coder_chat.record(
         gate=GATE,
