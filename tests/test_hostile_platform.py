@@ -423,3 +423,24 @@ def test_a_hostile_backend_makes_the_gate_error_with_a_record(tmp_path, alias, f
     assert record.verdict == "error" and record.summary != "route check failed", record.reason
     details = (tmp_path / record.details_file).read_text() if record.details_file else ""
     assert words in record.reason + details
+
+
+# ---- the route check's probe -----------------------------------------------------------------
+
+@pytest.mark.parametrize(("alias", "fault", "words"), [
+    ("coder-chat", "stall", "0.3 s probe timeout"),
+    ("coder-chat", "non_json", "failed"),
+    ("coder-fim", "error_200", "with no choices/data"),
+    ("embeddings", "empty_choices", "failed"),
+])
+def test_the_route_check_reports_a_hostile_probe_answer_without_raising(alias, fault, words) -> None:
+    from deploy.catalog import load_catalog
+    from deploy.route_check import PROBE_TIMEOUT_S, route_check
+    from fixtures.platform.hostile_backend import MODEL
+
+    assert PROBE_TIMEOUT_S < 60  # a one-token probe never waits a generation's timeout
+    entry = load_catalog(REPO / "deploy" / "catalog.yaml").get(alias).model_copy(update={"alias": MODEL})
+    with HostileBackend(fault, stall_s=3.0) as backend:
+        result = route_check(backend.url, "sk-test-key-123456", entry, timeout=0.3)
+    assert result.listed and not result.ok and words in result.detail, result.detail
+    assert "sk-test-key-123456" not in result.detail
