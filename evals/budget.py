@@ -159,8 +159,10 @@ def run_budget_binding(
                 if over > allowed_over_budget + 2:
                     break  # clearly never refusing: stop spending
             continue
+        # Only an HTTP 4xx/429 is a refusal; a malformed 200 (status 200) is a platform error.
+        refused = outcome.error_kind in ("http_4xx", "http_429")
         request = BudgetRequest(
-            index=index, outcome="refused" if outcome.status is not None and outcome.status < 500 else "error",
+            index=index, outcome="refused" if refused else "error",
             status=outcome.status, error_type=outcome.error_type, message=outcome.message[:300],
             spend_before=spent,
         )

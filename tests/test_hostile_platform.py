@@ -444,3 +444,14 @@ def test_the_route_check_reports_a_hostile_probe_answer_without_raising(alias, f
         result = route_check(backend.url, "sk-test-key-123456", entry, timeout=0.3)
     assert result.listed and not result.ok and words in result.detail, result.detail
     assert "sk-test-key-123456" not in result.detail
+
+
+@pytest.mark.parametrize("fault", BODY_FAULTS)
+def test_the_budget_loop_reads_a_malformed_200_as_an_error_not_a_refusal(hostile, fault) -> None:
+    from evals.budget import run_budget_binding
+
+    client = hostile(fault)
+    binding = run_budget_binding(client, "m", max_budget=1.0, input_cost_per_token=1e-6,
+                                 read_spend=lambda: 0.0, policy=FAST, max_requests=3)
+    assert binding.outcome == "error" and binding.refusal_status is None
+    assert BODY_WORDS[fault] in binding.reason
