@@ -455,3 +455,28 @@ def test_the_budget_loop_reads_a_malformed_200_as_an_error_not_a_refusal(hostile
                                  read_spend=lambda: 0.0, policy=FAST, max_requests=3)
     assert binding.outcome == "error" and binding.refusal_status is None
     assert BODY_WORDS[fault] in binding.reason
+
+
+# ---- the response cache ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", BODY_FAULTS)
+def test_a_malformed_reply_is_never_cached_so_a_resumed_run_asks_again(tmp_path, fault) -> None:
+    import httpx
+
+    from evals.response_cache import CacheScope, ResponseCache, caching_http_client
+
+    scope = CacheScope(model="m", served_model_name="s")
+    question = [{"role": "user", "content": "hi"}]
+
+    def client_for(backend: HostileBackend) -> openai.OpenAI:
+        http = caching_http_client(ResponseCache(tmp_path / "cache"), scope,
+                                   timeout=httpx.Timeout(10.0))
+        return openai.OpenAI(base_url=backend.base_url, api_key="unused", max_retries=0,
+                             http_client=http)
+
+    with HostileBackend(fault) as backend:
+        assert not chat(client_for(backend), "m", question, policy=FAST).ok
+    with HostileBackend("good") as backend:  # the resumed run, the platform healed
+        resumed = chat(client_for(backend), "m", question, policy=FAST)
+        assert resumed.ok and backend.requests == 1  # asked afresh, not replayed
+    assert resumed.value.choices[0].message.content == "The answer is 42."
