@@ -46,8 +46,6 @@ ErrorKind = Literal["timeout", "connection", "http_5xx", "http_429", "http_4xx",
 # Documented defaults (catalog keys `request_timeout_s` and `request_budget_s` override them per
 # gate): one attempt of a generation may take this long before it counts as a stall...
 DEFAULT_TIMEOUT_S = 120.0
-# ...a one-token probe (route check, listing) far less...
-PROBE_TIMEOUT_S = 10.0
 # ...and one call, over all its attempts and back-off waits, stops retrying after this long.
 DEFAULT_BUDGET_S = 300.0
 
@@ -200,6 +198,8 @@ def stream_payloads(
     try:
         yield from audited(iter_sse(lines(), deadline_s=deadline_s), audit)
     except HTTP_ERRORS as exc:
+        if isinstance(exc, httpx.TimeoutException | HTTP_LIB.TimeoutException):  # a stall mid-stream
+            raise openai.APITimeoutError(request=response.http_request) from exc
         raise openai.APIConnectionError(
             message=f"the stream broke off: {exc}", request=response.http_request
         ) from exc

@@ -350,12 +350,23 @@ def test_a_tool_loop_reads_null_content_as_the_models_failure(hostile, stream) -
     assert judge_tool_loops([result], 0.75).verdict == "fail"
 
 
-def test_a_tool_loop_stall_is_an_error_naming_the_timeout(hostile) -> None:
-    client = hostile("stall", stall_s=3.0)
+@pytest.mark.parametrize(("fault", "stream"), [
+    ("stall", False), ("stall", True), ("stall_mid_stream", True)])
+def test_a_tool_loop_stall_is_an_error_naming_the_timeout(hostile, fault, stream) -> None:
+    client = hostile(fault, stall_s=3.0)
     policy = RetryPolicy(attempts=2, initial_s=0.0, max_s=0.0, timeout_s=0.3)
-    for stream in (False, True):
-        result = run_scenario(client, "m", ORDER, stream=stream, policy=policy)
-        assert result.platform_error is not None and "0.3 s request timeout" in result.platform_error
+    result = run_scenario(client, "m", ORDER, stream=stream, policy=policy)
+    assert result.platform_error is not None and "0.3 s request timeout" in result.platform_error
+    assert judge_tool_loops([result], 0.0).verdict == "error"
+
+
+def test_a_streamed_usage_probe_that_stalls_mid_stream_names_the_timeout(hostile) -> None:
+    client = hostile("stall_mid_stream", stall_s=3.0)
+    policy = RetryPolicy(attempts=2, initial_s=0.0, max_s=0.0, timeout_s=0.3)
+    reply = call_probe(client, "stream", policy, model="m", stream=True,
+                       stream_options={"include_usage": True},
+                       messages=[{"role": "user", "content": "hi"}])
+    assert not reply.ok and "timeout" in reply.error and "0.3 s request timeout" in reply.error
 
 
 # ---- latency streams -------------------------------------------------------------------------
@@ -391,8 +402,9 @@ def test_a_latency_stream_that_errs_once_counts_against_the_error_rate(hostile) 
     assert judge_latency(result.summary, TARGETS, 0.5).verdict == "pass"
 
 
-def test_a_latency_stall_is_an_errored_request_naming_the_timeout(hostile) -> None:
-    result = _latency(hostile("stall", stall_s=3.0), timeout_s=0.3)
+@pytest.mark.parametrize("fault", ["stall", "stall_mid_stream"])
+def test_a_latency_stall_is_an_errored_request_naming_the_timeout(hostile, fault) -> None:
+    result = _latency(hostile(fault, stall_s=3.0), timeout_s=0.3)
     assert result.summary.errors == 3
     assert all("0.3 s request timeout" in (r.error or "") for r in result.rows)
     assert judge_latency(result.summary, TARGETS, 0.05).verdict == "error"
