@@ -22,8 +22,10 @@ class GateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    request_timeout_s: float = Field(default=120.0, gt=0)  # one request, before a retry
-    max_total_s: float | None = Field(default=None, gt=0)  # the whole gate, retries included
+    # One attempt's timeout, and one request's total over its retries (evals.model_calls
+    # documents the defaults): a stall ends as ERROR naming the timeout, never as a late FAIL.
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    request_budget_s: float = Field(default=300.0, gt=0)
     max_budget_usd: float | None = Field(default=None, gt=0)  # the run's throwaway key
     seed: int | None = None
 
@@ -71,6 +73,7 @@ class EmbeddingsGateConfig(GateConfig):
     normalization_tolerance: float | None = Field(default=None, ge=0)
     batch_cosine_min: float | None = Field(default=None, ge=-1, le=1)
     max_batch_size: int | None = Field(default=None, ge=1)  # else TEI's serve_args, else 32
+    request_timeout_s: float = Field(default=60.0, gt=0)  # an embedding answers in seconds
     budget_usd: float = Field(gt=0)  # the tiny key's budget for the binding check
     budget_max_requests: int = Field(default=200, ge=1)
     budget_allowed_over: int = Field(default=1, ge=0)

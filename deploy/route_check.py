@@ -10,6 +10,9 @@ from pydantic import BaseModel
 from deploy.catalog import AliasEntry
 
 PROBE_TEXT = "ping"
+# One token needs far less than a generation: a stalled route fails in well under a minute
+# (two attempts of PROBE_TIMEOUT_S), not after the openai client's 600 s default.
+PROBE_TIMEOUT_S = 20.0
 
 
 class RouteCheckError(RuntimeError):
@@ -43,19 +46,23 @@ def _scrub(text: str, key: str) -> str:
     return text.replace(key, "[key redacted]") if key else text
 
 
-def _describe(exc: openai.OpenAIError) -> str:
+def _describe(exc: Exception, timeout: float | None = None) -> str:
     status = getattr(exc, "status_code", None)
     kind = type(exc).__name__
-    return f"{kind} {status}: {exc}" if status else f"{kind}: {exc}"
+    text = f"{kind} {status}: {exc}" if status else f"{kind}: {exc}"
+    if timeout is not None and isinstance(exc, openai.APITimeoutError):
+        text += f" (no answer within the {timeout:g} s probe timeout)"
+    return text
 
 
 def route_check(
-    gateway_url: str, key: str, entry: AliasEntry, *, timeout: float = 60.0
+    gateway_url: str, key: str, entry: AliasEntry, *, timeout: float = PROBE_TIMEOUT_S
 ) -> RouteCheckResult:
     """List `/v1/models` with `key`, then one-token request by the alias's mode.
 
     Never raises for a routing problem: the result says what failed (`raise_for_failure()`
-    turns it into RouteCheckError). The key never appears in the result.
+    turns it into RouteCheckError). The key never appears in the result. `timeout` bounds
+    each of the (at most two) attempts of each request.
     """
     base = _base_url(gateway_url)
     client = openai.OpenAI(base_url=base, api_key=key, timeout=timeout, max_retries=1)
@@ -63,7 +70,7 @@ def route_check(
     try:
         listed = [m.id for m in client.models.list()]
     except openai.OpenAIError as exc:
-        result.detail = _scrub(f"gateway {base}: GET /models failed: {_describe(exc)}", key)
+        result.detail = _scrub(f"gateway {base}: GET /models failed: {_describe(exc, timeout)}", key)
         return result
     if entry.alias not in listed:
         shown = ", ".join(sorted(listed)) or "nothing"
@@ -75,22 +82,22 @@ def route_check(
     try:
         if entry.mode == "embedding":
             reply = client.embeddings.create(model=entry.alias, input=[PROBE_TEXT])
-            answered = bool(reply.data and reply.data[0].embedding)
+            answered = bool(getattr(reply, "data", None) and reply.data[0].embedding)
             route = "/embeddings"
         elif entry.mode == "completion":
             reply = client.completions.create(model=entry.alias, prompt=PROBE_TEXT, max_tokens=1)
-            answered = bool(reply.choices)
+            answered = bool(getattr(reply, "choices", None))
             route = "/completions"
         else:
             reply = client.chat.completions.create(
                 model=entry.alias, messages=[{"role": "user", "content": PROBE_TEXT}], max_tokens=1
             )
-            answered = bool(reply.choices)
+            answered = bool(getattr(reply, "choices", None))
             route = "/chat/completions"
-    except openai.OpenAIError as exc:
+    except (openai.OpenAIError, ValueError) as exc:  # ValueError: a 200 body that is not JSON
         result.detail = _scrub(
             f"gateway {base}: alias {entry.alias!r} is listed but a one-token {entry.mode} "
-            f"request failed: {_describe(exc)}", key)
+            f"request failed: {_describe(exc, timeout)}", key)
         return result
     result.latency_s = time.perf_counter() - started
     result.answered = answered

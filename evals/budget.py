@@ -163,8 +163,9 @@ def run_budget_binding(
                 if over > allowed_over_budget + 2:
                     break  # clearly never refusing: stop spending
             continue
-        refused = outcome.error_type == BUDGET_TYPE or (
-            outcome.status is not None and outcome.status < 500)
+        # A refusal is an HTTP refusal (any 4xx, 429 included) or LiteLLM's budget type; a
+        # malformed 200 (status 200) is a platform error, never the budget binding.
+        refused = outcome.error_type == BUDGET_TYPE or outcome.error_kind in ("http_4xx", "http_429")
         request = BudgetRequest(
             index=index, outcome="refused" if refused else "error",
             status=outcome.status, error_type=outcome.error_type, message=outcome.message[:300],

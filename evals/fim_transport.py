@@ -75,7 +75,8 @@ def _one(client: openai.OpenAI, model: str, case: FimCase, fim_family: str, max_
     usage = reply.usage
     return FimCallResult(
         case_id=case.case_id, answered=choice is not None, status=outcome.status,
-        middle=choice.text if choice is not None else None, served_model=reply.model,
+        # A null text of a well-formed reply is the model's (empty) answer, scored as such.
+        middle=(choice.text or "") if choice is not None else None, served_model=reply.model,
         finish_reason=choice.finish_reason if choice is not None else None,
         prompt_tokens=usage.prompt_tokens if usage else None,
         completion_tokens=usage.completion_tokens if usage else None,

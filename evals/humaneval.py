@@ -179,6 +179,12 @@ class HumanEvalResult(BaseModel):
     cost_usd: float | None  # summed x-litellm-response-cost; None when no reply carried it
     served_models: list[str]
 
+    @property
+    def first_error(self) -> str | None:
+        """The first platform error, naming its task and what was wrong (None without errors)."""
+        return next((f"{r.task_id} sample {r.sample}: {r.call.message}"
+                     for r in self.records if not r.call.ok), None)
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def pass_rate(self) -> float:

@@ -22,7 +22,6 @@ Three details keep the harness out of what it measures:
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import uuid
@@ -35,12 +34,11 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals.latency_models import LatencyPrompt, RequestRow
-from evals.model_calls import map_bounded, redact
+from evals.model_calls import HTTP_ERRORS as _HTTP_ERRORS
+from evals.model_calls import HTTP_LIB as _HTTP_LIB
+from evals.model_calls import map_bounded, redact, stream_payloads
+from evals.replies import MalformedReply, StreamAudit
 
-# A broken stream raises the HTTP library's own errors while iterating (openai wraps only those of
-# the request). Recent openai releases build on httpx2 rather than httpx: catch whichever it uses.
-_HTTP_LIB = sys.modules[openai.DefaultHttpxClient.__mro__[1].__module__.partition(".")[0]]
-_HTTP_ERRORS = tuple({httpx.HTTPError, _HTTP_LIB.HTTPError})
 # Per worker thread: when its current request was sent and when its latest bytes were read.
 _clock = threading.local()
 _SENT_EVENTS = ("http11.send_request_headers.started", "http2.send_request_headers.started")
@@ -130,7 +128,9 @@ class StreamSettings(BaseModel):
 
     max_tokens: int = Field(gt=0)
     temperature: float = 0.0
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0)  # per read: a silent backend is a stall
+    # A stream still trickling after this long is a stall too (keep-alives defeat timeout_s).
+    stream_deadline_s: float = Field(default=300.0, gt=0)
     extra_body: dict[str, Any] | None = None  # e.g. {"ignore_eos": True} for fixed-length vLLM replies
 
 
@@ -140,10 +140,13 @@ class Job(BaseModel):
     prompt: LatencyPrompt
 
 
-def describe_error(exc: BaseException) -> str:
-    """`Type [status]: message`, short, with anything key-like redacted."""
+def describe_error(exc: BaseException, timeout_s: float | None = None) -> str:
+    """`Type [status]: message`, short, with anything key-like redacted; a timeout names its limit."""
     status = getattr(exc, "status_code", None)
     message = str(exc).replace("\n", " ")
+    if timeout_s is not None and isinstance(exc, openai.APITimeoutError | _HTTP_LIB.TimeoutException
+                                            | httpx.TimeoutException):
+        message += f" (no bytes within the {timeout_s:g} s request timeout)"
     message = redact(message)
     if len(message) > 200:
         message = message[:197] + "..."
@@ -152,16 +155,19 @@ def describe_error(exc: BaseException) -> str:
 
 
 def measure(client: openai.OpenAI, model: str, prompt: LatencyPrompt, settings: StreamSettings) -> dict:
-    """Time one streamed request; returns the measured fields of a RequestRow."""
+    """Time one streamed request; returns the measured fields of a RequestRow.
+
+    The stream counts only if it ended properly (`evals.replies.StreamAudit`: a finish_reason,
+    `[DONE]`, the usage asked for, content consistent with it); otherwise the row is an error.
+    """
     first = last = end = None
     gaps: list[float] = []
     chunks = 0
-    usage = None
-    finish = None
+    audit = StreamAudit(include_usage=True)
     _clock.sent_at = _clock.read_at = None
     start = time.perf_counter()
     try:
-        stream = client.chat.completions.create(
+        with client.chat.completions.with_streaming_response.create(
             model=model,
             messages=[{"role": "user", "content": prompt.text}],
             max_tokens=settings.max_tokens,
@@ -169,19 +175,14 @@ def measure(client: openai.OpenAI, model: str, prompt: LatencyPrompt, settings: 
             stream=True,
             stream_options={"include_usage": True},
             extra_body=settings.extra_body,
-        )
-        with stream:
-            for chunk in stream:
+        ) as response:
+            for chunk in stream_payloads(response, audit, deadline_s=settings.stream_deadline_s):
                 # The transport's read time; the clock itself under a stand-in transport.
                 now = end = _clock.read_at or time.perf_counter()
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                has_content = False
-                for choice in chunk.choices:
-                    if choice.delta is not None and choice.delta.content:
-                        has_content = True
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
+                has_content = any(
+                    isinstance(choice, dict) and (choice.get("delta") or {}).get("content")
+                    for choice in chunk.get("choices") or []
+                )
                 if has_content:  # the role chunk (empty content) is not a token
                     if first is None:
                         first = now
@@ -192,17 +193,18 @@ def measure(client: openai.OpenAI, model: str, prompt: LatencyPrompt, settings: 
         # E2E ends at the last chunk (the usage chunk when asked for), as vLLM's own benchmark
         # counts it; draining the connection for reuse after [DONE] is not the platform's time.
         if end is None:
-            raise ValueError("the stream ended without a single chunk")
-    except (openai.OpenAIError, *_HTTP_ERRORS, OSError, ValueError) as exc:
-        return {"e2e_ms": None, "error": describe_error(exc)}
+            raise MalformedReply("the stream ended without a single chunk")
+    except (openai.OpenAIError, *_HTTP_ERRORS, OSError, MalformedReply) as exc:
+        return {"e2e_ms": None, "error": describe_error(exc, settings.timeout_s)}
     start = _clock.sent_at or start  # the trace does not run under a stand-in transport
+    usage = audit.usage or {}
     fields = {
         "e2e_ms": round((end - start) * 1000, 3),
         "itl_ms": [round(g, 3) for g in gaps],
         "content_chunks": chunks,
-        "finish_reason": finish,
-        "output_tokens": usage.completion_tokens if usage is not None else None,
-        "prompt_tokens": usage.prompt_tokens if usage is not None else None,
+        "finish_reason": audit.finish_reason,
+        "output_tokens": usage.get("completion_tokens"),
+        "prompt_tokens": usage.get("prompt_tokens"),
     }
     if first is None:
         fields["error"] = "EmptyStream: the stream ended without a content token"

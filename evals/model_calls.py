@@ -2,30 +2,52 @@
 
 Every eval calls models through here so that a gate can tell a wrong answer (the call
 succeeded, the content is wrong: FAIL) from a platform that did not answer (timeouts,
-connection errors, 5xx or 429 after bounded retries, other 4xx at once: ERROR).
+connection errors, 5xx or 429 after bounded retries, other 4xx at once, and a 200 that is not a
+well-formed answer after bounded retries, see `evals.replies`: ERROR).
+
+Every request has a per-attempt timeout and every call a total time budget over its attempts:
+a stalled backend ends as an ERROR naming the timeout, in bounded time.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+import httpx
 import openai
+from openai.types import Completion, CreateEmbeddingResponse
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from evals.replies import MalformedReply, ReplyKind, StreamAudit, audited, iter_sse, parse_body
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-ErrorKind = Literal["timeout", "connection", "http_5xx", "http_429", "http_4xx"]
+ErrorKind = Literal["timeout", "connection", "http_5xx", "http_429", "http_4xx", "malformed"]
+
+# Documented defaults (catalog keys `request_timeout_s` and `request_budget_s` override them per
+# gate): one attempt of a generation may take this long before it counts as a stall...
+DEFAULT_TIMEOUT_S = 120.0
+# ...and one call, over all its attempts and back-off waits, stops retrying after this long.
+DEFAULT_BUDGET_S = 300.0
 
 # Bearer tokens and OpenAI/LiteLLM style keys; redacted defensively from every message we keep.
 _SECRET_PATTERNS = (
@@ -51,8 +73,28 @@ class RetryPolicy(BaseModel):
     initial_s: float = Field(default=0.5, ge=0)
     multiplier: float = Field(default=2.0, ge=1)
     max_s: float = Field(default=8.0, ge=0)
+    # No new attempt starts after this many seconds (tenacity's stop_after_delay).
+    total_s: float = Field(default=DEFAULT_BUDGET_S, gt=0)
+    # Each attempt's timeout; None: the client's own, capped at DEFAULT_TIMEOUT_S.
+    timeout_s: float | None = Field(default=None, gt=0)
     # A server's Retry-After (on 429/503) is honoured, but never beyond max_s.
     honour_retry_after: bool = True
+
+    @classmethod
+    def from_gate(cls, config: Mapping[str, Any] | Any, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                  budget_s: float = DEFAULT_BUDGET_S) -> RetryPolicy:
+        """The policy a gate's catalog block asks for: `request_timeout_s` per attempt and
+        `request_budget_s` per call over its retries (the given defaults when absent).
+
+        `config` is a mapping or any object with those attributes (the catalog's typed block).
+        """
+        def read(name: str, default: float) -> float:
+            if isinstance(config, Mapping):
+                return float(config.get(name, default))
+            return float(getattr(config, name, default))
+
+        return cls(timeout_s=read("request_timeout_s", timeout_s),
+                   total_s=read("request_budget_s", budget_s))
 
     def wait_s(self, attempt: int, exc: BaseException | None) -> float:
         backoff = min(self.max_s, self.initial_s * self.multiplier ** (attempt - 1))
@@ -94,6 +136,8 @@ class _Errors:
 
     @staticmethod
     def kind(exc: BaseException) -> tuple[ErrorKind, int | None]:
+        if isinstance(exc, MalformedReply):
+            return "malformed", 200
         if isinstance(exc, openai.APITimeoutError):  # subclass of APIConnectionError: test first
             return "timeout", None
         if isinstance(exc, openai.APIConnectionError):
@@ -118,6 +162,8 @@ class _Errors:
 
     @staticmethod
     def retryable(exc: BaseException) -> bool:
+        if isinstance(exc, MalformedReply):  # a glitch of the platform: worth another attempt
+            return True
         if not isinstance(exc, openai.APIConnectionError | openai.APIStatusError):
             return False
         kind, _ = _Errors.kind(exc)
@@ -134,7 +180,37 @@ def _retry_after_s(exc: openai.APIStatusError) -> float | None:
         return None
 
 
-PLATFORM_ERRORS = (openai.APIConnectionError, openai.APIStatusError)
+PLATFORM_ERRORS = (openai.APIConnectionError, openai.APIStatusError, MalformedReply)
+
+# A broken stream raises the HTTP library's own errors while iterating (openai wraps only those of
+# the request). Recent openai releases build on httpx2 rather than httpx: catch whichever it uses.
+HTTP_LIB = sys.modules[openai.DefaultHttpxClient.__mro__[1].__module__.partition(".")[0]]
+HTTP_ERRORS: tuple[type[Exception], ...] = tuple({httpx.HTTPError, HTTP_LIB.HTTPError})
+
+
+def stream_payloads(
+    response: Any, audit: StreamAudit, *, deadline_s: float | None = None,
+    keep_lines: list[str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The JSON chunks of an openai streaming response (`with_streaming_response`), audited by
+    `evals.replies` (MalformedReply when the stream did not end properly); a body that breaks
+    off raises APIConnectionError, retried like a lost connection. `keep_lines` collects the
+    raw lines read."""
+
+    def lines() -> Iterator[str]:
+        for line in response.iter_lines():
+            if keep_lines is not None:
+                keep_lines.append(line)
+            yield line
+
+    try:
+        yield from audited(iter_sse(lines(), deadline_s=deadline_s), audit)
+    except HTTP_ERRORS as exc:
+        if isinstance(exc, httpx.TimeoutException | HTTP_LIB.TimeoutException):  # a stall mid-stream
+            raise openai.APITimeoutError(request=response.http_request) from exc
+        raise openai.APIConnectionError(
+            message=f"the stream broke off: {exc}", request=response.http_request
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -150,12 +226,15 @@ def call_with_retries(
     *,
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    timeout_s: float | None = None,
 ) -> CallOutcome:
     """Run `fn` (one request) with bounded retries; platform errors become a failed outcome.
 
     `fn` returns the value, or `WithHeaders(value, headers)` to keep the response headers.
-    Exceptions other than the openai client's connection/status errors are bugs of the
-    caller and propagate.
+    Retries stop after `policy.attempts` attempts or `policy.total_s` seconds, whichever
+    comes first. `timeout_s` (the per-attempt timeout `fn` uses) is named in a timeout's
+    message. Exceptions other than the openai client's connection/status errors and
+    `MalformedReply` are bugs of the caller and propagate.
     """
     policy = policy or DEFAULT_POLICY
     attempts = 0
@@ -170,7 +249,7 @@ def call_with_retries(
         return policy.wait_s(state.attempt_number, exc)
 
     retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts),
+        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total_s),
         wait=wait,
         retry=retry_if_exception(_Errors.retryable),
         sleep=sleep,
@@ -181,10 +260,14 @@ def call_with_retries(
         result = retrying(attempt)
     except PLATFORM_ERRORS as exc:
         kind, status = _Errors.kind(exc)
+        elapsed = time.perf_counter() - started
+        message = f"{type(exc).__name__}: {exc}"
+        if kind == "timeout":
+            limit = f"the {timeout_s:g} s request timeout" if timeout_s else "the request timeout"
+            message += f" (no answer within {limit}; {attempts} attempt(s) in {elapsed:.1f} s)"
         return CallOutcome(
             ok=False, error_kind=kind, status=status, error_type=_Errors.error_type(exc),
-            message=redact(f"{type(exc).__name__}: {exc}"), attempts=attempts,
-            latency_s=time.perf_counter() - started,
+            message=redact(message), attempts=attempts, latency_s=elapsed,
         )
     value, headers = (result.value, result.headers) if isinstance(result, WithHeaders) else (result, {})
     return CallOutcome(
@@ -211,14 +294,35 @@ def no_retry(client: openai.OpenAI) -> openai.OpenAI:
         return copy
 
 
-def make_client(base_url: str, api_key: str, *, timeout_s: float = 120.0) -> openai.OpenAI:
+def make_client(base_url: str, api_key: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> openai.OpenAI:
     """An OpenAI client for a `/v1` base URL whose retries are left to this module."""
     return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
 
 
-def _raw(create: Callable[..., Any], **kwargs: Any) -> WithHeaders:
+def request_timeout(client: openai.OpenAI, timeout_s: float | None,
+                    policy: RetryPolicy | None = None) -> float:
+    """The per-attempt timeout of a call: `timeout_s` when given, else the policy's, else the
+    client's own read timeout capped at DEFAULT_TIMEOUT_S (the openai client's 600 s would hold
+    a gate for long)."""
+    if timeout_s is None and policy is not None:
+        timeout_s = policy.timeout_s
+    if timeout_s is not None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        return float(timeout_s)
+    own = client.timeout
+    seconds = getattr(own, "read", own)  # an HTTP library's Timeout, or plain seconds
+    return min(float(seconds), DEFAULT_TIMEOUT_S) if isinstance(seconds, int | float) else DEFAULT_TIMEOUT_S
+
+
+def _raw(create: Callable[..., Any], kind: ReplyKind, cls: type, **kwargs: Any) -> WithHeaders:
+    """One request; a 200 that is not a well-formed `kind` answer raises MalformedReply."""
     raw = create(**kwargs)
-    return WithHeaders(raw.parse(), {k.lower(): v for k, v in raw.headers.items()})
+    body = parse_body(raw.http_response.content, kind)
+    value = raw.parse()
+    if not isinstance(value, cls):  # a JSON answer served under another content type
+        value = cls.construct(**body)
+    return WithHeaders(value, {k.lower(): v for k, v in raw.headers.items()})
 
 
 def _drop_none(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -232,12 +336,17 @@ def chat(
     *,
     policy: RetryPolicy | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
     **params: Any,
 ) -> CallOutcome:
-    """A non-streamed chat completion; `value` is the ChatCompletion, `headers` its headers."""
+    """A non-streamed chat completion; `value` is the ChatCompletion, `headers` its headers.
+
+    `timeout_s` bounds each attempt (None: see `request_timeout`)."""
     create = no_retry(client).chat.completions.with_raw_response.create
-    kwargs = _drop_none({"model": model, "messages": list(messages), "extra_headers": extra_headers, **params})
-    return call_with_retries(lambda: _raw(create, **kwargs), policy=policy)
+    kwargs = _drop_none({"model": model, "messages": list(messages), "extra_headers": extra_headers,
+                         "timeout": (timeout := request_timeout(client, timeout_s, policy)), **params})
+    return call_with_retries(lambda: _raw(create, "chat", ChatCompletion, **kwargs), policy=policy,
+                             timeout_s=timeout)
 
 
 def completion(
@@ -247,12 +356,15 @@ def completion(
     *,
     policy: RetryPolicy | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
     **params: Any,
 ) -> CallOutcome:
     """A non-streamed `/v1/completions` call (FIM prompts go here, formatted by the caller)."""
     create = no_retry(client).completions.with_raw_response.create
-    kwargs = _drop_none({"model": model, "prompt": prompt, "extra_headers": extra_headers, **params})
-    return call_with_retries(lambda: _raw(create, **kwargs), policy=policy)
+    kwargs = _drop_none({"model": model, "prompt": prompt, "extra_headers": extra_headers,
+                         "timeout": (timeout := request_timeout(client, timeout_s, policy)), **params})
+    return call_with_retries(lambda: _raw(create, "completion", Completion, **kwargs), policy=policy,
+                             timeout_s=timeout)
 
 
 def embeddings(
@@ -262,13 +374,16 @@ def embeddings(
     *,
     policy: RetryPolicy | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
     **params: Any,
 ) -> CallOutcome:
     """An `/v1/embeddings` call; `value` is the CreateEmbeddingResponse."""
     create = no_retry(client).embeddings.with_raw_response.create
     payload = inputs if isinstance(inputs, str) else list(inputs)
-    kwargs = _drop_none({"model": model, "input": payload, "extra_headers": extra_headers, **params})
-    return call_with_retries(lambda: _raw(create, **kwargs), policy=policy)
+    kwargs = _drop_none({"model": model, "input": payload, "extra_headers": extra_headers,
+                         "timeout": (timeout := request_timeout(client, timeout_s, policy)), **params})
+    return call_with_retries(lambda: _raw(create, "embedding", CreateEmbeddingResponse, **kwargs),
+                             policy=policy, timeout_s=timeout)
 
 
 def chat_text(outcome: CallOutcome) -> str | None:

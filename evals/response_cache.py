@@ -5,7 +5,8 @@ transport=CachingTransport(...)))`), it lets an interrupted run resume without a
 again. What it caches, and why:
 
 - only non-streamed POSTs to `/chat/completions`, `/completions` and `/embeddings` that
-  answered 200 with a JSON body: a streamed reply is a timing measurement, and an error is the
+  answered 200 with a well-formed answer (`evals.replies`: not an error object, not empty
+  choices; a malformed reply must be retried afresh, never replayed): a streamed reply is a timing measurement, and an error is the
   platform's state at that moment, which a resume must see afresh;
 - never a request carrying `Cache-Control: no-store` or `no-cache` (latency probes, budget
   loops: anything whose point is that the request really reaches the model);
@@ -32,7 +33,15 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from evals.replies import MalformedReply, ReplyKind, parse_body
+
 CACHED_ROUTES = ("/chat/completions", "/completions", "/embeddings")
+
+
+def _reply_kind(path: str) -> ReplyKind:
+    if path.endswith("/chat/completions"):
+        return "chat"
+    return "completion" if path.endswith("/completions") else "embedding"
 HIT_HEADER = "x-modelgate-cache"
 
 
@@ -172,8 +181,8 @@ class CachingTransport(httpx.BaseTransport):
             return response
         content = response.read()
         try:
-            json.loads(content)
-        except ValueError:
+            parse_body(content, _reply_kind(request.url.path))
+        except MalformedReply:
             return response
         self.cache.put(key, _Entry(status_code=200, content_type=content_type,
                                    body=content.decode("utf-8")))

@@ -5,23 +5,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import openai
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from openai import OpenAI
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from evals.model_calls import (
+    DEFAULT_POLICY,
     RetryPolicy,
     WithHeaders,
     call_with_retries,
     map_bounded,
     no_retry,
     redact,
+    request_timeout,
     response_cost,
+    stream_payloads,
 )
+from evals.replies import StreamAudit, parse_body
 from evals.tool_loop_model import ScenarioResult, ToolCallRecord, ToolScenario
-from evals.tool_loop_reply import MalformedReply, Reply, assemble_stream, reply_from_completion
+from evals.tool_loop_reply import Reply, assemble_stream, reply_from_completion
 
 DEFAULT_SYSTEM = (
     "You are an autonomous agent. Use the provided tools when the task needs information you do "
@@ -58,34 +62,39 @@ class PlatformFailure(Exception):
     """The platform gave no usable answer after the retries (an ERROR, not a model FAIL)."""
 
 
+def _streamed_reply(completions: Any, kwargs: dict[str, Any], deadline_s: float) -> WithHeaders:
+    """One streamed turn, audited: a stream that did not end properly raises MalformedReply."""
+    streaming = completions.with_streaming_response.create
+    audit = StreamAudit(include_usage=True)
+    with streaming(**kwargs, stream=True, stream_options={"include_usage": True}) as response:
+        payloads = stream_payloads(response, audit, deadline_s=deadline_s)
+        reply = assemble_stream(ChatCompletionChunk.construct(**p) for p in payloads)
+        return WithHeaders(reply, {k.lower(): v for k, v in response.headers.items()})
+
+
 def _ask(client: OpenAI, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
          *, stream: bool, max_tokens: int, temperature: float,
-         policy: RetryPolicy | None) -> tuple[Reply, float | None]:
+         policy: RetryPolicy | None, timeout_s: float | None = None) -> tuple[Reply, float | None]:
     """One model turn with bounded retries, plus the gateway's cost header of the answer."""
-    create = no_retry(client).chat.completions.with_raw_response.create
+    timeout = request_timeout(client, timeout_s, policy)
+    completions = no_retry(client).chat.completions
     kwargs: dict[str, Any] = dict(
         model=model, messages=messages, tools=tools, tool_choice="auto",
-        max_tokens=max_tokens, temperature=temperature,
+        max_tokens=max_tokens, temperature=temperature, timeout=timeout,
     )
+    budget = (policy or DEFAULT_POLICY).total_s
 
     def once() -> WithHeaders:
         if stream:
-            raw = create(**kwargs, stream=True, stream_options={"include_usage": True})
-            try:
-                with raw.parse() as chunks:
-                    reply = assemble_stream(chunks)
-            except httpx.HTTPError as exc:  # the body broke off: retried like a lost connection
-                raise openai.APIConnectionError(
-                    message=f"stream broke off: {exc}", request=raw.http_request
-                ) from exc
-        else:
-            raw = create(**kwargs)
-            reply = reply_from_completion(raw.parse())
+            return _streamed_reply(completions, kwargs, budget)
+        raw = completions.with_raw_response.create(**kwargs)
+        body = parse_body(raw.http_response.content, "chat")  # MalformedReply: retried
+        reply = reply_from_completion(ChatCompletion.construct(**body))
         return WithHeaders(reply, {k.lower(): v for k, v in raw.headers.items()})
 
     try:
-        outcome = call_with_retries(once, policy=policy)
-    except (openai.APIError, MalformedReply) as exc:  # e.g. `data: {"error": ...}` mid-stream
+        outcome = call_with_retries(once, policy=policy, timeout_s=timeout)
+    except openai.APIError as exc:  # an openai error outside the retried kinds
         raise PlatformFailure(redact(f"{type(exc).__name__}: {exc}")) from exc
     if not outcome.ok:
         raise PlatformFailure(f"{outcome.message} (after {outcome.attempts} attempt(s))")
@@ -120,8 +129,12 @@ def run_scenario(
     max_tokens: int = 512,
     temperature: float = 0.0,
     policy: RetryPolicy | None = None,
+    timeout_s: float | None = None,
 ) -> ScenarioResult:
-    """Drive one scenario to a final answer or the step limit (a step is one model call)."""
+    """Drive one scenario to a final answer or the step limit (a step is one model call).
+
+    `timeout_s` bounds each request's attempts (None: the client's, at most 120 s); `policy`
+    bounds the retries and their total time."""
     if max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
     result = ScenarioResult(scenario=scenario.name, stream=stream)
@@ -134,7 +147,8 @@ def run_scenario(
     for step in range(1, max_steps + 1):
         try:
             reply, cost = _ask(client, model, messages, tools, stream=stream,
-                               max_tokens=max_tokens, temperature=temperature, policy=policy)
+                               max_tokens=max_tokens, temperature=temperature, policy=policy,
+                               timeout_s=timeout_s)
         except PlatformFailure as exc:
             # The platform did not answer: not the model's fault, so an error and not a failure.
             result.platform_error = f"step {step}: {str(exc)[:500]}"
@@ -205,12 +219,14 @@ def run_tool_loops(
     policy: RetryPolicy | None = None,
     concurrency: int = 1,
     progress: bool = True,
+    timeout_s: float | None = None,
 ) -> list[ScenarioResult]:
     """Every scenario once, in catalog order, at most `concurrency` at a time."""
 
     def one(scenario: ToolScenario) -> ScenarioResult:
         return run_scenario(client, model, scenario, stream=stream, max_steps=max_steps,
-                            max_tokens=max_tokens, temperature=temperature, policy=policy)
+                            max_tokens=max_tokens, temperature=temperature, policy=policy,
+                            timeout_s=timeout_s)
 
     label = f"tool loops ({'stream' if stream else 'non-stream'})"
     return map_bounded(one, scenarios, concurrency, label, progress=progress)

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel
 
+from evals.replies import MalformedReply
 
-class MalformedReply(ValueError):
-    """The server's reply is not a usable chat completion (a platform fault, not the model's)."""
+__all__ = ["MalformedReply", "Reply", "ReplyCall", "assemble_stream", "reply_from_completion"]
 
 
 class ReplyCall(BaseModel):
@@ -31,6 +31,8 @@ def reply_from_completion(completion: ChatCompletion) -> Reply:
     if not completion.choices:
         raise MalformedReply("the completion has no choices")
     choice = completion.choices[0]
+    if choice.message is None:
+        raise MalformedReply("the first choice has no message")
     calls = []
     for index, call in enumerate(choice.message.tool_calls or []):
         function = getattr(call, "function", None)  # custom (non-function) tool calls have none
@@ -70,7 +72,11 @@ def assemble_stream(chunks: Iterable[ChatCompletionChunk]) -> Reply:
         for choice in chunk.choices:
             if choice.index != 0:  # n=1 is requested; ignore anything else
                 continue
+            if choice.finish_reason is not None:
+                reply.finish_reason = choice.finish_reason
             delta = choice.delta
+            if delta is None:  # a malformed chunk: the stream audit reports it
+                continue
             if delta.content is not None:
                 saw_content = True
                 content.append(delta.content)
@@ -83,8 +89,6 @@ def assemble_stream(chunks: Iterable[ChatCompletionChunk]) -> Reply:
                         call.name = part.function.name
                     if part.function.arguments:
                         call.arguments += part.function.arguments
-            if choice.finish_reason is not None:
-                reply.finish_reason = choice.finish_reason
     text = "".join(content)
     # Non-streaming replies carry null content next to tool calls; mirror that so both modes agree.
     reply.content = text if (text or (saw_content and not calls)) else None

@@ -28,7 +28,18 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evals.checks import CheckResult
-from evals.model_calls import RetryPolicy, WithHeaders, call_with_retries, no_retry, redact
+from evals.model_calls import (
+    DEFAULT_BUDGET_S,
+    DEFAULT_POLICY,
+    DEFAULT_TIMEOUT_S,
+    RetryPolicy,
+    WithHeaders,
+    call_with_retries,
+    no_retry,
+    request_timeout,
+    stream_payloads,
+)
+from evals.replies import StreamAudit, parse_body
 
 Convention = Literal["agentgateway", "litellm"]
 OPENAI_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
@@ -76,6 +87,8 @@ class UsageSettings(BaseModel):
     cache_token_tolerance: int = Field(default=0, ge=0)
     cost_rel_tolerance: float = Field(default=1e-6, ge=0)
     spend_timeout_s: float = Field(default=30.0, gt=0)
+    request_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)  # per attempt of a probe
+    request_budget_s: float = Field(default=DEFAULT_BUDGET_S, gt=0)  # per probe, over its retries
 
 
 class ProbeReply(BaseModel):
@@ -88,6 +101,7 @@ class ProbeReply(BaseModel):
     body: dict[str, Any] = Field(default_factory=dict)
     chunks: list[dict[str, Any]] = Field(default_factory=list)
     done: bool = False  # the stream ended with [DONE]
+    streamed: bool = False  # asked with stream=True (answered or not)
     headers: dict[str, str] = Field(default_factory=dict)
     raw: str = Field(default="", exclude=True)
 
@@ -199,7 +213,7 @@ def _unanswered(name: str, replies: Sequence[ProbeReply]) -> UsageCheck | None:
 
 
 def check_openai_shape(replies: Sequence[ProbeReply]) -> UsageCheck:
-    whole = [r for r in replies if not r.chunks]
+    whole = [r for r in replies if not r.streamed]
     if (error := _unanswered("openai_shape", whole)) is not None:
         return error
     problems = [f"{r.probe}: {p}" for r in whole for p in shape_problems(r.body)]
@@ -320,7 +334,7 @@ def check_stream_usage(reply: ProbeReply) -> UsageCheck:
 def check_response_cost(replies: Sequence[ProbeReply], prices: Prices, rel_tol: float = 1e-6) -> UsageCheck:
     """Each non-streamed reply's x-litellm-response-cost = list price x its reported tokens."""
     name = "response_cost"
-    whole = [r for r in replies if not r.chunks]
+    whole = [r for r in replies if not r.streamed]
     if (error := _unanswered(name, whole)) is not None:
         return error
     problems, costs = [], {}
@@ -386,51 +400,40 @@ def cache_prefix(words: int) -> str:
     return "".join(out)
 
 
-def _raw_chat(client: openai.OpenAI, probe: str, params: dict[str, Any]) -> WithHeaders:
+def _raw_chat(client: openai.OpenAI, probe: str, params: dict[str, Any], _deadline_s: float) -> WithHeaders:
     raw = no_retry(client).chat.completions.with_raw_response.create(**params)
     text = raw.text
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = {}
+    body = parse_body(text, "chat")  # not a well-formed answer: MalformedReply, retried, then ERROR
     headers = {k.lower(): v for k, v in raw.headers.items()}
-    return WithHeaders(ProbeReply(probe=probe, ok=True, status=raw.status_code, body=body if isinstance(body, dict) else {},
+    return WithHeaders(ProbeReply(probe=probe, ok=True, status=raw.status_code, body=body,
                                   headers=headers, raw=text), headers)
 
 
-def _stream_chat(client: openai.OpenAI, probe: str, params: dict[str, Any]) -> WithHeaders:
-    chunks, lines, done, error = [], [], False, ""
+def _stream_chat(client: openai.OpenAI, probe: str, params: dict[str, Any], deadline_s: float) -> WithHeaders:
+    lines: list[str] = []
+    include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
+    audit = StreamAudit(include_usage=include_usage)
     with no_retry(client).chat.completions.with_streaming_response.create(**params) as response:
         headers = {k.lower(): v for k, v in response.headers.items()}
-        for line in response.iter_lines():
-            lines.append(line)
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
-                done = True
-                continue
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                error = f"a stream event is not JSON: {data[:80]!r}"
-                continue
-            if isinstance(chunk, dict) and "error" in chunk:  # a mid-stream failure, sent in-band
-                error = redact(f"mid-stream error: {json.dumps(chunk['error'])[:300]}")
-            elif isinstance(chunk, dict):
-                chunks.append(chunk)
-    reply = ProbeReply(probe=probe, ok=not error, error=error, status=response.status_code, chunks=chunks,
-                       done=done, headers=headers, raw="\n".join(lines))
+        chunks = list(stream_payloads(response, audit, deadline_s=deadline_s, keep_lines=lines))
+    reply = ProbeReply(probe=probe, ok=True, status=response.status_code, chunks=chunks,
+                       done=audit.done, streamed=True, headers=headers, raw="\n".join(lines))
     return WithHeaders(reply, headers)
 
 
 def call_probe(client: openai.OpenAI, probe: str, policy: RetryPolicy | None = None,
-               **params: Any) -> ProbeReply:
-    """One chat call (streamed when `stream=True`) with the suite's bounded retries."""
+               timeout_s: float | None = None, **params: Any) -> ProbeReply:
+    """One chat call (streamed when `stream=True`) with the suite's bounded retries.
+
+    `timeout_s` bounds each attempt (None: the client's own, at most 120 s)."""
     run = _stream_chat if params.get("stream") else _raw_chat
-    outcome = call_with_retries(lambda: run(client, probe, params), policy=policy)
+    timeout = request_timeout(client, timeout_s, policy)
+    params = {**params, "timeout": timeout}
+    budget = (policy or DEFAULT_POLICY).total_s
+    outcome = call_with_retries(lambda: run(client, probe, params, budget), policy=policy,
+                                timeout_s=timeout)
     if not outcome.ok:
-        return ProbeReply(probe=probe, ok=False, status=outcome.status,
+        return ProbeReply(probe=probe, ok=False, status=outcome.status, streamed=bool(params.get("stream")),
                           error=f"{outcome.error_kind} {outcome.status or ''} {outcome.message}".strip())
     return outcome.value
 
@@ -469,12 +472,13 @@ def run_usage_checks(
     `secrets` are extra strings that must never show (tests that know the provider key).
     """
     settings = settings or UsageSettings()
+    policy = policy or RetryPolicy(total_s=settings.request_budget_s)
     started = time.perf_counter()
     before = key_spend(0.0) if key_spend is not None else None
     base = {"model": model, "temperature": settings.temperature}
 
     def call(probe: str, **params: Any) -> ProbeReply:
-        return call_probe(client, probe, policy, **base, **params)
+        return call_probe(client, probe, policy, settings.request_timeout_s, **base, **params)
 
     short = call("short", messages=[{"role": "user", "content": SHORT_QUESTION}],
                  max_tokens=settings.short_max_tokens)

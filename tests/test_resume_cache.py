@@ -35,7 +35,10 @@ class Upstream:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.calls += 1
-        return httpx.Response(self.status, json={"n": self.calls, "object": "chat.completion"},
+        # A well-formed answer of either route: only those are cached (evals.replies).
+        choice = {"index": 0, "text": "x", "message": {"role": "assistant", "content": "x"}}
+        return httpx.Response(self.status, json={"n": self.calls, "object": "chat.completion",
+                                                 "choices": [choice]},
                               headers={"x-litellm-key-spend": "0.5"})
 
 

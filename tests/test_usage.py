@@ -284,7 +284,6 @@ def test_spend_at_a_wrong_price_is_rejected(gateway) -> None:
 
 @pytest.mark.parametrize(("fault", "rejected_by"), [
     ("leak_provider_key", {"no_provider_key"}),
-    ("no_stream_usage", {"usage_totals", "stream_usage_chunk"}),
     ("total_not_sum", {"usage_totals", "stream_usage_chunk"}),
     ("raw_stop_reasons", {"openai_shape", "stop_reason_stop", "stop_reason_length", "stop_reason_tool_calls",
                           "tool_result_round_trip", "stream_usage_chunk"}),
@@ -294,6 +293,20 @@ def test_each_egress_fault_is_rejected_by_its_check(gateway, fault: str, rejecte
         outcomes = running.run()
     assert {name for name, outcome in outcomes.items() if outcome != "pass"} == rejected_by
     assert set(outcomes.values()) <= {"pass", "fail"}  # wrong answers, not platform errors
+
+
+def test_a_stream_without_its_usage_chunk_is_an_errored_request(gateway) -> None:
+    # A stream asked with include_usage that ends without usage did not end properly (issue 21,
+    # item 3): the request errs (after the retries), so the checks reading it are errors, not
+    # failures, and the gate's verdict is ERROR. The non-streamed checks are untouched.
+    with stack(gateway, faults=["no_stream_usage"]) as running:
+        outcomes = running.run()
+    assert {name for name, outcome in outcomes.items() if outcome != "pass"} == {
+        "usage_totals", "stream_usage_chunk"}
+    assert {outcomes["usage_totals"], outcomes["stream_usage_chunk"]} == {"error"}
+    stream_check = next(c for c in running.result.checks if c.name == "stream_usage_chunk")
+    assert "no usage chunk though include_usage was asked" in stream_check.reason
+    assert judge_usage(running.result.checks, "agentgateway").verdict == "error"
 
 
 def test_the_declared_convention_mismatch_fails_only_the_cache_check(gateway) -> None:

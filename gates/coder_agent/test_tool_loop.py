@@ -9,6 +9,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from deploy.ledger import now
+from evals.model_calls import RetryPolicy
 from evals.tool_loop import run_tool_loops
 from evals.tool_loop_judge import results_table
 from fixtures.tool_scenarios import SCENARIOS
@@ -30,10 +31,14 @@ def test_tool_loops(coder_agent, request) -> None:
         scenarios = scenarios[:limit]
         scope = f"first {limit} scenarios"
     min_pass_rate = config.min_pass_rate
-    options = dict(max_steps=config.max_steps, max_tokens=config.max_tokens,
-                   temperature=config.temperature, concurrency=config.concurrency)
+    options = dict(
+        max_steps=config.max_steps, max_tokens=config.max_tokens,
+        temperature=config.temperature, concurrency=config.concurrency,
+        # request_timeout_s per attempt, request_budget_s per turn over retries
+        policy=RetryPolicy.from_gate(config),
+    )
     # No cache: the key's spend must equal the costs of answers it was charged for.
-    client = coder_agent.client(cache=False, timeout=config.request_timeout_s)
+    client = coder_agent.client(cache=False, timeout=options["policy"].timeout_s)
     admin, key = coder_agent.admin, coder_agent.key
     price = coder_agent.entry.price
     priced = bool(price.input_per_token or price.output_per_token)

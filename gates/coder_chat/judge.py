@@ -16,12 +16,14 @@ class HumanEvalVerdict(BaseModel):
 
 
 def judge_humaneval(
-    *, passed: int, failed: int, errors: int, min_pass_rate: float, sandbox_errors: int = 0
+    *, passed: int, failed: int, errors: int, min_pass_rate: float, sandbox_errors: int = 0,
+    first_error: str | None = None,
 ) -> HumanEvalVerdict:
     """FAIL is wrong code; ERROR is a platform that did not answer for some task.
 
     A run with platform errors proves nothing about the model either way, so any error makes
-    the verdict ERROR even when the answered tasks would clear the gate.
+    the verdict ERROR even when the answered tasks would clear the gate. `first_error` (the
+    first failed request and what was wrong) goes into the reason.
     """
     total = passed + failed + errors
     rate = passed / total if total else 0.0
@@ -38,7 +40,8 @@ def judge_humaneval(
     if errors:
         return HumanEvalVerdict(
             verdict="error", pass_rate=rate, summary=summary, counts=counts,
-            reason=f"{errors} of {total} requests got no answer from the platform after retries",
+            reason=f"{errors} of {total} requests got no answer from the platform after retries"
+            + (f"; first: {first_error[:300]}" if first_error else ""),
         )
     if rate >= min_pass_rate:
         return HumanEvalVerdict(verdict="pass", pass_rate=rate, summary=summary, reason="", counts=counts)

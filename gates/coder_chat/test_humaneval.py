@@ -6,6 +6,7 @@ from pathlib import Path
 
 from deploy.ledger import now
 from evals.humaneval import load_problems, load_subset, run_humaneval, select
+from evals.model_calls import RetryPolicy
 from gates.coder_chat.judge import judge_humaneval
 from gates.coder_chat.plugin import ALIAS, GATE
 from gates.core import gate_scope
@@ -38,10 +39,12 @@ def test_humaneval_pass_rate(coder_chat, request) -> None:
         temperature=config.temperature,
         max_tokens=config.max_tokens,
         concurrency=config.concurrency,
+        retry=RetryPolicy.from_gate(config),  # request_timeout_s, request_budget_s
     )
     verdict = judge_humaneval(
         passed=result.passed, failed=result.failed, errors=result.errors,
         sandbox_errors=result.sandbox_errors, min_pass_rate=config.min_pass_rate,
+        first_error=result.first_error,
     )
     record = coder_chat.record(
         gate=GATE,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from deploy.ledger import now
 from evals.embeddings import check_registered, load_triplets, run_embedding_checks
+from evals.model_calls import RetryPolicy
 from gates.embeddings.budget_key import budget_checks
 from gates.embeddings.judge import expected_dimensions, gate_settings, judge_gate
 from gates.embeddings.plugin import ALIAS, GATE
@@ -27,13 +28,15 @@ def test_registered_correct_and_budget_binding(embeddings_alias) -> None:
     started = now()
     dimensions = expected_dimensions(entry, context.deployment)
     settings = gate_settings(entry, config, dimensions.value)
-    client = context.client(timeout=120)
+    # request_timeout_s per attempt (60), request_budget_s per call over retries (300)
+    policy = RetryPolicy.from_gate(config, timeout_s=60.0)
+    client = context.client(timeout=policy.timeout_s)
 
     checks = [check_registered(
         client, ALIAS, lambda: [m.model_dump() for m in context.admin.model_info()],
-        input_cost_per_token=entry.price.input_per_token,
+        input_cost_per_token=entry.price.input_per_token, policy=policy,
     )]
-    checks += run_embedding_checks(client, ALIAS, settings, load_triplets(TRIPLETS))
+    checks += run_embedding_checks(client, ALIAS, settings, load_triplets(TRIPLETS), policy=policy)
     checks += budget_checks(
         context, max_budget=config.budget_usd, max_requests=config.budget_max_requests,
         allowed_over_budget=config.budget_allowed_over,
