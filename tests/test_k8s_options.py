@@ -11,7 +11,7 @@ import pytest
 from deploy.catalog import load_catalog
 from fixtures.platform.loopback import ThreadedServer
 from gates.core import RUN_KEY
-from gates.platforms import _kubernetes_deployer
+from gates.usage import kubernetes_deployer as _kubernetes_deployer
 from tests.fake_kube import FakeKube
 
 
