@@ -153,7 +153,7 @@ class ControlDeployer:
 
 
 def open_embedded(
-    run_dir: Path, catalog: Catalog, *, budget_status: int = 429, control: str | None = None
+    run_dir: Path, catalog: Catalog, *, budget_status: int = 422, control: str | None = None
 ) -> tuple[LiteLLMAdmin, LocalDeployer | ControlDeployer, str]:
     """Start the embedded platform; returns its admin client, a deployer onto it, its gateway URL.
 
