@@ -193,6 +193,7 @@ def test_bad_gate_settings_name_file_line_and_field(tmp_path: Path, old: str, ne
 def test_every_gate_kind_has_typed_settings_with_the_shared_bounds() -> None:
     from deploy.gate_configs import GATE_MODELS, GateConfig, LatencyGate
     from deploy.slo_derivation import DEFAULT_HEADROOM
+    from evals.model_calls import DEFAULT_BUDGET_S, DEFAULT_TIMEOUT_S
 
     catalog = load_catalog()
     used = {name for entry in catalog.aliases for name in entry.gates.names()}
@@ -201,7 +202,10 @@ def test_every_gate_kind_has_typed_settings_with_the_shared_bounds() -> None:
         for name in entry.gates.names():
             config = entry.gate(name)
             assert isinstance(config, GATE_MODELS[name]) and isinstance(config, GateConfig)
-            assert config.request_timeout_s == 120.0 and config.max_total_s is None and config.seed is None
+            # The documented request bounds (evals.model_calls; embeddings answer in seconds).
+            timeout = 60.0 if name == "embeddings" else DEFAULT_TIMEOUT_S
+            assert config.request_timeout_s == timeout and config.seed is None
+            assert config.request_budget_s == DEFAULT_BUDGET_S
     assert catalog.get("coder-chat").gate("humaneval").max_budget_usd == 1.0
     assert catalog.get("qwen-local").gate("latency").timeout_s == 120.0
     assert LatencyGate.model_fields["cpu_headroom"].default == DEFAULT_HEADROOM
