@@ -1,0 +1,127 @@
+"""Every FIM control token of every family is caught as mangling, wherever it sits in a middle.
+
+The token lists below are written out from CONTRACTS.md §3 (prompt tokens and stops) plus the
+other special tokens of each family's tokenizer, on purpose not read from evals.fim_prompts:
+a token dropped from the module's lists must fail here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from evals.fim import FimCaseScore, FimScore, judge_fim
+from evals.fim_hygiene import control_tokens_in, mangled_reasons, runs_past_suffix, suffix_probe
+from evals.fim_prompts import ALL_CONTROL_TOKENS, FAMILIES, family
+
+CONTRACT_TOKENS: dict[str, tuple[str, ...]] = {
+    "qwen2.5-coder": (
+        "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>", "<|endoftext|>",
+        "<|repo_name|>", "<|file_sep|>", "<|im_start|>", "<|im_end|>",
+    ),
+    "starcoder2": (
+        "<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<fim_pad>", "<|endoftext|>",
+        "<file_sep>", "<repo_name>", "<filename>",
+    ),
+    "codellama": ("<PRE>", "<SUF>", "<MID>", "<EOT>"),
+    "deepseek-coder": (
+        "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>", "<｜end▁of▁sentence｜>",
+    ),
+}
+CASES = [(name, tok) for name, tokens in CONTRACT_TOKENS.items() for tok in tokens]
+SUFFIX = "\n    return total\n"
+
+
+@pytest.mark.parametrize(("fim_family", "token"), CASES)
+@pytest.mark.parametrize("where", ["start", "inside", "end", "alone"])
+def test_every_control_token_is_mangling(fim_family: str, token: str, where: str) -> None:
+    middle = {
+        "start": f"{token}    total = sum(xs)\n",
+        "inside": f"    total = 0{token}\n    total += 1\n",
+        "end": f"    total = sum(xs)\n{token}",
+        "alone": token,
+    }[where]
+    reasons = mangled_reasons(middle, SUFFIX)
+    assert f"control token {token}" in reasons, (fim_family, token, reasons)
+
+
+@pytest.mark.parametrize(("fim_family", "token"), CASES)
+def test_each_familys_own_list_holds_the_token(fim_family: str, token: str) -> None:
+    assert token in family(fim_family).control_tokens
+    assert token in ALL_CONTROL_TOKENS
+
+
+@pytest.mark.parametrize("fim_family", sorted(FAMILIES))
+def test_prompt_tokens_and_stops_are_control_tokens(fim_family: str) -> None:
+    fam = family(fim_family)
+    for token in (fam.prefix_token, fam.suffix_token, fam.middle_token, *fam.stops):
+        assert token in fam.control_tokens, (fim_family, token)
+        assert mangled_reasons(f"x = 1{token}", SUFFIX) == [f"control token {token}"]
+
+
+def test_a_clean_middle_has_no_reason() -> None:
+    assert control_tokens_in("    total = sum(xs)\n") == []
+    assert mangled_reasons("    total = sum(xs)\n", SUFFIX) == []
+    # Lookalikes that are not tokens: a plain `<PRE` or `fim_prefix` in code is fine.
+    assert mangled_reasons("    s = '<PRE' + 'fim_prefix|>'\n", SUFFIX) == []
+
+
+def test_every_token_in_one_middle_is_named_once_each() -> None:
+    tokens = list(dict.fromkeys(tok for _, tok in CASES))
+    reasons = mangled_reasons("".join(tokens), SUFFIX)
+    assert sorted(reasons) == sorted(f"control token {tok}" for tok in tokens)
+
+
+def test_token_and_run_on_are_both_reasons() -> None:
+    reasons = mangled_reasons("    total = 0<EOT>\n    return total\n", SUFFIX)
+    assert reasons == ["control token <EOT>", "runs on past the suffix"]
+
+
+# ---- the suffix run-on check at its boundaries ------------------------------------------------
+
+def test_suffix_probe_is_the_first_non_blank_line_cut_at_40() -> None:
+    long_line = "    return " + "x" * 60
+    assert suffix_probe(f"\n  \n{long_line}\nmore\n") == long_line.strip()[:40]
+    assert len(suffix_probe(long_line) or "") == 40
+    assert suffix_probe("\n   \n\t\n") is None
+    assert suffix_probe("") is None
+
+
+def test_run_on_matches_on_the_first_40_characters_only() -> None:
+    suffix = "    return " + "a" * 50 + "\n"
+    probe = ("return " + "a" * 50)[:40]
+    assert runs_past_suffix(f"    x = 1\n    {probe}ZZZ\n", suffix)  # differs after char 40
+    assert not runs_past_suffix(f"    x = 1\n    {probe[:-1]}Z\n", suffix)
+
+
+def test_cut_off_tail_needs_six_characters() -> None:
+    suffix = "\n    return total\n"
+    assert runs_past_suffix("    total = 0\n    return", suffix)  # 6 characters: "return"
+    assert not runs_past_suffix("    total = 0\n    retur", suffix)  # 5: too little to tell
+    # A probe shorter than six characters: the whole probe is enough.
+    assert runs_past_suffix("    x = 1\n    pass", "\n    pass\n")
+    assert not runs_past_suffix("    x = 1\n    pas", "\n    pass\n")
+
+
+def test_a_middle_line_elsewhere_starting_with_the_probe_is_a_run_on() -> None:
+    assert runs_past_suffix("    return total\n    total = 0\n", SUFFIX)
+    assert not runs_past_suffix("    x = 'return total'\n", SUFFIX)
+    assert not runs_past_suffix("", SUFFIX)
+
+
+# ---- a mangled case counts against the gate's mangled-rate bound --------------------------------
+
+def _score(mangled: int, total: int = 10) -> FimScore:
+    cases = [
+        FimCaseScore(case_id=f"c{i}", kind="single", answered=True, functional=True,
+                     mangled=i < mangled, mangled_reasons=["control token <EOT>"] if i < mangled else [])
+        for i in range(total)
+    ]
+    return FimScore(label="direct", model="m", cases=cases)
+
+
+def test_mangled_rate_exactly_on_the_bound_passes_and_one_more_fails() -> None:
+    assert judge_fim(_score(2), 0.5, 0.2).verdict == "pass"  # 2/10 = 0.2, not > 0.2
+    over = judge_fim(_score(3), 0.5, 0.2)
+    assert over.verdict == "fail" and "mangled 3/10" in over.reason
+    assert judge_fim(_score(1, total=1), 0.5, 0.0).verdict == "fail"
+    assert judge_fim(_score(0, total=1), 0.5, 0.0).verdict == "pass"
