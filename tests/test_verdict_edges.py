@@ -436,3 +436,670 @@ def test_latency_status_fragment() -> None:
 def test_check_result_passed_only_on_pass() -> None:
     assert [CheckResult(name="x", outcome=o, reason="").passed for o in ("pass", "fail", "error")] == [
         True, False, False]
+
+
+# ---- latency percentiles: exact values on known inputs --------------------------------------------
+
+def test_p95_of_0_to_100_is_95_exactly() -> None:
+    from evals.latency_stats import percentile_values
+
+    values = [float(v) for v in range(101)]
+    assert percentile_values(values) == {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
+    # Order of the input does not matter.
+    assert percentile_values(list(reversed(values)))["p95"] == 95.0
+
+
+def test_percentiles_interpolate_between_ranks() -> None:
+    from evals.latency_stats import percentile_values
+
+    assert percentile_values([10.0, 20.0]) == pytest.approx(
+        {"p50": 15.0, "p90": 19.0, "p95": 19.5, "p99": 19.9})
+    # 21 values 0, 10, ..., 200: p95 at rank 19 exactly, p99 at 19.8.
+    points = percentile_values([10.0 * i for i in range(21)])
+    assert points["p95"] == pytest.approx(190.0) and points["p99"] == pytest.approx(198.0)
+    assert percentile_values([7]) == {"p50": 7.0, "p90": 7.0, "p95": 7.0, "p99": 7.0}
+
+
+def test_percentiles_summary_rounds_to_microseconds() -> None:
+    from evals.latency_stats import percentiles
+
+    stats = percentiles([1.00049, 2.0, 3.0])
+    assert stats is not None
+    assert (stats.count, stats.mean, stats.max, stats.p50) == (3, 2.0, 3.0, 2.0)
+    assert percentiles([1.0004])
+    assert percentiles([1.0004]).p95 == 1.0 and percentiles([1.0006]).max == 1.001
+
+
+def _row(i: int, *, error: str | None = None, ttft: float | None = 10.0, itl=(1.0, 2.0),
+         e2e: float | None = 100.0, tokens: int | None = 5):
+    from evals.latency_models import RequestRow
+
+    return RequestRow(run_id="r", index=i, endpoint="e", concurrency=1, prompt_id=f"p{i}",
+                      start_ms=0.0, ttft_ms=None if error else ttft, itl_ms=[] if error else list(itl),
+                      e2e_ms=None if error else e2e, output_tokens=None if error else tokens,
+                      error=error)
+
+
+def _summarize(rows, duration_s: float = 2.0):
+    from evals.latency_stats import summarize
+
+    return summarize(rows, run_id="r", endpoint="e", model="m", prompt_set="p", profile="sequential",
+                     concurrency=1, max_tokens=16, warmup=0, started_at="t",
+                     duration_s=duration_s).summary
+
+
+def test_summary_counts_errors_and_pools_only_good_rows() -> None:
+    rows = [_row(0, ttft=10.0, e2e=100.0), _row(1, ttft=30.0, e2e=300.0, itl=(5.0,)),
+            _row(2, error="ReadTimeout: a"), _row(3, error="ReadTimeout: a"),
+            _row(4, error="HTTP 500: b"), _row(5, error="HTTP 502: c"), _row(6, error="HTTP 503: d"),
+            _row(7, tokens=None)]
+    s = _summarize(rows)
+    assert (s.requests, s.ok, s.errors) == (8, 3, 5)
+    assert s.error_rate == 5 / 8
+    assert s.error_examples == ["ReadTimeout: a", "HTTP 500: b", "HTTP 502: c"]  # 3 distinct
+    assert s.ttft_ms.count == 3 and s.ttft_ms.max == 30.0 and s.ttft_ms.p50 == 10.0
+    assert s.itl_ms.count == 5  # every gap of every good request
+    assert s.e2e_ms.max == 300.0
+    assert s.output_tokens_total == 10 and s.requests_without_usage == 1
+    assert s.output_tokens_per_s == 5.0 and s.requests_per_s == 1.5
+
+
+def test_summary_of_no_rows_is_all_errors() -> None:
+    s = _summarize([], duration_s=0.0)
+    assert s.error_rate == 1.0 and s.ttft_ms is None and s.output_tokens_per_s == 0.0
+
+
+def test_derive_slo_bounds() -> None:
+    from evals.latency import derive_slo, round_up_2sig
+
+    assert round_up_2sig(62.0) == 62.0 and round_up_2sig(61.95) == 62.0
+    assert round_up_2sig(62.000000001) == 62.0 and round_up_2sig(1564.5) == 1600.0
+    assert round_up_2sig(0.4512) == 0.46 and round_up_2sig(99.01) == 100.0
+    with pytest.raises(ValueError):
+        round_up_2sig(0.0)
+    on_bound = _summary(errors=1)  # 5% errors
+    assert derive_slo(on_bound, 1.0, max_error_rate=0.05).ttft_p95_ms == 100.0  # headroom 1 allowed
+    with pytest.raises(ValueError, match="error rate"):
+        derive_slo(_summary(errors=2), 1.5, max_error_rate=0.05)
+    with pytest.raises(ValueError, match="headroom must be >= 1"):
+        derive_slo(on_bound, 0.99)
+    with pytest.raises(ValueError, match="no ITL measurements"):
+        derive_slo(_summary(itl=None), 1.5)
+
+
+# ---- code extraction edge cases ---------------------------------------------------------------
+
+def test_extraction_prefers_the_python_block_defining_the_entry_point() -> None:
+    from evals.code_extraction import extract_code
+
+    reply = ("```js\nfunction f() {}\n```\n```python\ndef helper():\n    pass\n```\n"
+             "```python\ndef f():\n    return 1\n```\n```text\ndef f():\n    return 2\n```")
+    assert extract_code(reply, "f") == "def f():\n    return 1"
+    assert extract_code(reply, None) == "def helper():\n    pass"  # the first python block
+    assert extract_code(reply, "missing") == "def helper():\n    pass"
+    only_other = "```text\nnot code\n```\n```js\ndef f():\n    return 3\n```"
+    assert extract_code(only_other, "f") == "def f():\n    return 3"  # defines it, whatever the tag
+    assert extract_code(only_other, "g") == "not code"  # else the first block
+
+
+def test_extraction_fence_shapes() -> None:
+    from evals.code_extraction import extract_code, fenced_blocks
+
+    assert fenced_blocks("~~~py3 extra words\nx = 1\n~~~\n") == [("py3", "x = 1\n")]
+    assert fenced_blocks("  ```Python\nx = 2\n  ```\n") == [("python", "x = 2\n")]
+    assert extract_code("```python\nx = 3\n```  \nthen prose") == "x = 3"
+    assert extract_code("no code here at all.") == "no code here at all."
+
+
+def test_think_is_stripped_case_insensitively() -> None:
+    from evals.code_extraction import strip_think
+
+    assert strip_think("<THINK>a</Think>x = 1") == "x = 1"
+    assert strip_think("a</think>b</THINK>c") == "c"  # everything up to the last stray close
+    assert strip_think("x = 1\n<think>never closed") == "x = 1\n"
+    assert strip_think("plain") == "plain"
+
+
+def test_unfenced_reply_loses_leading_and_trailing_prose() -> None:
+    from evals.code_extraction import extract_code
+
+    reply = "Here you go:\n\ndef f(x):\n    return x\n\nThis returns x.\nHope it helps!"
+    assert extract_code(reply, "f") == "def f(x):\n    return x"
+    decorated = "Sure.\n@cache\ndef f(x):\n    return x\nDone."
+    assert extract_code(decorated) == "@cache\ndef f(x):\n    return x"
+    asynchronous = "Sure.\nasync def f(x):\n    return x\nDone."
+    assert extract_code(asynchronous) == "async def f(x):\n    return x"
+
+
+def test_defines_only_top_level_functions() -> None:
+    from evals.code_extraction import defines
+
+    assert defines("async def f():\n    pass", "f")
+    assert not defines("def g():\n    def f():\n        pass", "f")
+    assert not defines("class f:\n    pass", "f")
+    assert not defines("def f(:", "f")
+    assert not defines("f = 1", "f")
+
+
+def test_completion_keeps_definitions_and_drops_demo_code() -> None:
+    from evals.code_extraction import humaneval_completion
+
+    prompt = "def f(x):\n    \"\"\"doc\"\"\"\n"
+    code = ("import math\nfrom os import path\nLIMIT = 3\nN: int = 2\n\n@staticmethod\n"
+            "def f(x):\n    return x\n\nclass C:\n    pass\n\nprint(f(1))\nassert f(1) == 1\n"
+            "if __name__ == '__main__':\n    f(2)\n")
+    completion = humaneval_completion(prompt, "f", code)
+    assert completion.startswith("    pass  # replaced by the definition below\n\n\n")
+    kept = completion.split("\n\n\n", 1)[1]
+    assert kept == ("import math\n\nfrom os import path\n\nLIMIT = 3\n\nN: int = 2\n\n"
+                    "@staticmethod\ndef f(x):\n    return x\n\nclass C:\n    pass\n")
+
+
+def test_completion_body_takes_the_prompts_indentation() -> None:
+    from evals.code_extraction import humaneval_completion
+
+    two = "def f(x):\n  \"\"\"doc\"\"\"\n"
+    assert humaneval_completion(two, "f", "return x") == "  return x\n"
+    flush = "def f(x):\n"  # last line not indented: four spaces
+    assert humaneval_completion(flush, "g", "y = 1") == "    y = 1\n"
+    # Nothing that compiles: the dedented, indented body is returned for the sandbox to fail.
+    assert humaneval_completion(two, "f", "return (") == "  return (\n"
+
+
+# ---- budget binding: at most `allowed_over_budget` answers past the budget, refusal types --------
+# The gateway's answers are scripted at the call boundary (evals.budget's `embeddings`), so each
+# sequence of answers and refusals is exact. Costs are powers of two: float sums stay exact.
+
+PRICE = 2.0 ** -10
+TOKENS = 16
+COST = TOKENS * PRICE  # 2**-6 per request
+
+
+def _answer(cost_header: float | None = COST, tokens: int = TOKENS):
+    from types import SimpleNamespace
+
+    from evals.model_calls import CallOutcome
+
+    headers = {} if cost_header is None else {"x-litellm-response-cost": repr(cost_header)}
+    return CallOutcome(ok=True, status=200, headers=headers,
+                       value=SimpleNamespace(usage=SimpleNamespace(prompt_tokens=tokens,
+                                                                   completion_tokens=0)))
+
+
+def _refusal(status: int | None = 429, error_type: str | None = "budget_exceeded"):
+    from evals.model_calls import CallOutcome
+
+    kind = "http_5xx" if status and status >= 500 else "http_4xx" if status else "connection"
+    return CallOutcome(ok=False, status=status, error_type=error_type, error_kind=kind,
+                       message=f"refused {status}")
+
+
+def _bind(monkeypatch, script, *, budget_requests: int = 3, spend=None, **options):
+    import evals.budget as budget
+
+    replies = iter(script)
+    monkeypatch.setattr(budget, "embeddings", lambda *a, **k: next(replies))
+    answered_cost = sum(COST for r in script if r.ok)
+    reader = spend if spend is not None else (lambda: answered_cost)
+    return budget.run_budget_binding(
+        object(), "embeddings", max_budget=budget_requests * COST, input_cost_per_token=PRICE,
+        read_spend=reader, spend_timeout_s=0.05, spend_interval_s=0.0, **options)
+
+
+def test_budget_refused_right_after_the_crossing_request_passes(monkeypatch) -> None:
+    result = _bind(monkeypatch, [_answer()] * 3 + [_refusal()])
+    assert result.outcome == "pass", result.reason
+    assert result.over_budget_answers == 1 and result.answered == 3 and result.refusal_status == 429
+    assert result.expected_spend == 3 * COST
+
+
+def test_budget_refused_when_the_next_request_would_not_fit_passes(monkeypatch) -> None:
+    # Newer LiteLLM refuses once spend + the request's cost would pass the budget: exactly on it.
+    result = _bind(monkeypatch, [_answer()] * 2 + [_refusal(400)])
+    assert result.outcome == "pass", result.reason
+    assert result.over_budget_answers == 0
+
+
+def test_budget_refused_with_room_for_a_whole_request_fails(monkeypatch) -> None:
+    result = _bind(monkeypatch, [_answer()] + [_refusal()])
+    assert result.outcome == "fail"
+    assert "still had room for the request" in result.reason
+
+
+@pytest.mark.parametrize(("allowed", "verdict"), [(1, "fail"), (2, "pass")])
+def test_budget_over_answers_exactly_at_the_allowance(monkeypatch, allowed: int, verdict: str) -> None:
+    result = _bind(monkeypatch, [_answer()] * 4 + [_refusal()], allowed_over_budget=allowed)
+    assert result.over_budget_answers == 2
+    assert result.outcome == verdict, result.reason
+    if verdict == "fail":
+        assert "2 requests completed at or past the budget before the refusal (at most 1" in result.reason
+
+
+def test_budget_never_refusing_stops_after_allowance_plus_three(monkeypatch) -> None:
+    result = _bind(monkeypatch, [_answer()] * 50, allowed_over_budget=1)
+    assert result.outcome == "fail" and result.answered == 6 and result.over_budget_answers == 4
+    assert result.reason.startswith("never refused: 6 requests answered")
+
+
+def test_budget_never_refusing_within_max_requests(monkeypatch) -> None:
+    result = _bind(monkeypatch, [_answer()] * 2, budget_requests=10, max_requests=2)
+    assert result.outcome == "fail" and result.answered == 2
+    assert "never refused: 2 requests answered" in result.reason and "at or past" not in result.reason
+
+
+@pytest.mark.parametrize(("status", "error_type", "verdict"), [
+    (400, "budget_exceeded", "pass"), (429, "budget_exceeded", "pass"),
+    (403, "budget_exceeded", "fail"), (401, "budget_exceeded", "fail"),
+    (429, "rate_limit_exceeded", "fail"), (400, None, "fail"),
+])
+def test_budget_refusal_must_be_budget_exceeded_400_or_429(monkeypatch, status, error_type,
+                                                           verdict) -> None:
+    result = _bind(monkeypatch, [_answer()] * 3 + [_refusal(status, error_type)])
+    assert result.outcome == verdict, result.reason
+
+
+@pytest.mark.parametrize("status", [500, 503, None])
+def test_budget_platform_error_wins_over_failures(monkeypatch, status) -> None:
+    # Two answers past the budget (a FAIL by themselves), then no answer at all: ERROR.
+    result = _bind(monkeypatch, [_answer()] * 4 + [_refusal(status, None)])
+    assert result.outcome == "error"
+    assert result.reported_spend is None  # the spend is not read after a platform error
+
+
+def test_budget_spend_read_failure_is_an_error_even_with_a_bad_cost(monkeypatch) -> None:
+    def broken() -> float:
+        raise ConnectionError("admin API down")
+
+    result = _bind(monkeypatch, [_answer(cost_header=COST * 2)] * 3 + [_refusal()], spend=broken)
+    assert result.outcome == "error"
+    assert "could not read the key's spend: ConnectionError: admin API down" in result.reason
+    assert "x-litellm-response-cost" in result.reason  # the failure is still named
+
+
+@pytest.mark.parametrize(("factor", "verdict"), [
+    (1.0, "pass"), (1 + 5e-7, "pass"), (1 + 5e-6, "fail"), (1 - 5e-6, "fail"),
+])
+def test_budget_cost_header_and_spend_tolerance(monkeypatch, factor: float, verdict: str) -> None:
+    header = _bind(monkeypatch, [_answer(cost_header=COST * factor)] * 3 + [_refusal()])
+    assert header.outcome == verdict, header.reason
+    spend = _bind(monkeypatch, [_answer()] * 3 + [_refusal()], spend=lambda: 3 * COST * factor)
+    assert spend.outcome == verdict, spend.reason
+
+
+def test_budget_missing_cost_header_is_not_a_failure(monkeypatch) -> None:
+    assert _bind(monkeypatch, [_answer(cost_header=None)] * 3 + [_refusal()]).outcome == "pass"
+
+
+def test_budget_free_or_unmetered_requests_fail_at_once(monkeypatch) -> None:
+    unmetered = _bind(monkeypatch, [_answer(tokens=0)] * 5)
+    assert unmetered.outcome == "fail" and unmetered.answered == 1
+    assert "without usage.prompt_tokens" in unmetered.reason
+    import evals.budget as budget
+
+    monkeypatch.setattr(budget, "embeddings", lambda *a, **k: _answer())
+    free = budget.run_budget_binding(object(), "e", max_budget=COST, input_cost_per_token=0.0,
+                                     read_spend=lambda: 0.0, spend_timeout_s=0.05)
+    assert free.outcome == "fail" and "costs 0 at the given prices" in free.reason
+
+
+def test_budget_arguments_are_checked(monkeypatch) -> None:
+    import evals.budget as budget
+
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="max_budget must be > 0"):
+            budget.run_budget_binding(object(), "e", max_budget=bad, input_cost_per_token=PRICE,
+                                      read_spend=lambda: 0.0)
+    with pytest.raises(ValueError, match="prices must be >= 0"):
+        budget.run_budget_binding(object(), "e", max_budget=1.0, input_cost_per_token=-PRICE,
+                                  read_spend=lambda: 0.0)
+    with pytest.raises(ValueError, match="prices must be >= 0"):
+        budget.run_budget_binding(object(), "e", max_budget=1.0, input_cost_per_token=PRICE,
+                                  output_cost_per_token=-1.0, read_spend=lambda: 0.0)
+
+
+def test_budget_spend_read_waits_for_the_batch_write(monkeypatch) -> None:
+    reads = iter([0.0, COST, 3 * COST])
+    result = _bind(monkeypatch, [_answer()] * 3 + [_refusal()], spend=lambda: next(reads))
+    assert result.outcome == "pass" and result.reported_spend == 3 * COST
+
+
+# ---- usage checks at their boundaries ------------------------------------------------------------
+
+def _reply(probe: str = "short", *, ok: bool = True, usage: dict | None = None, **body):
+    from evals.usage import ProbeReply
+
+    usage = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12} if usage is None else usage
+    return ProbeReply(probe=probe, ok=ok, error="" if ok else "timeout", body={"usage": usage, **body})
+
+
+def test_usage_totals_boundaries() -> None:
+    from evals.usage import usage_problems
+
+    assert usage_problems({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}) == []
+    assert usage_problems({"prompt_tokens": -1, "completion_tokens": 1, "total_tokens": 0}) == [
+        "usage.prompt_tokens: missing or not a non-negative integer"]
+    assert usage_problems({"prompt_tokens": True, "completion_tokens": 0, "total_tokens": 1})
+    assert usage_problems({"prompt_tokens": 1.0, "completion_tokens": 0, "total_tokens": 1})
+    assert usage_problems({"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 3}) == [
+        "usage.total_tokens 3 != prompt_tokens 1 + completion_tokens 1"]
+    assert usage_problems(None) == ["no usage object"]
+
+
+@pytest.mark.parametrize(("convention", "prompt", "read", "write", "tolerance", "outcome"), [
+    ("agentgateway", 10, 90, 0, 0, "pass"),
+    ("agentgateway", 10, 80, 10, 0, "pass"),
+    ("agentgateway", 11, 90, 0, 0, "fail"),
+    ("agentgateway", 11, 90, 0, 1, "pass"),    # off by exactly the tolerance
+    ("agentgateway", 9, 90, 0, 1, "pass"),
+    ("agentgateway", 12, 90, 0, 1, "fail"),
+    ("litellm", 100, 90, 0, 0, "pass"),
+    ("litellm", 101, 90, 0, 1, "pass"),
+    ("litellm", 99, 90, 0, 1, "pass"),
+    ("litellm", 102, 90, 0, 1, "fail"),
+    ("litellm", 100, 100, 0, 0, "pass"),       # every prompt token read from the cache
+    ("litellm", 10, 90, 0, 90, "fail"),        # reads above the prompt, whatever the tolerance
+    ("litellm", 100, 0, 0, 0, "fail"),         # no cache activity: nothing verified
+    ("agentgateway", 100, 0, 0, 0, "fail"),
+])
+def test_cache_convention_boundaries(convention, prompt, read, write, tolerance, outcome) -> None:
+    from evals.usage import check_cache_convention
+
+    baseline = _reply("cache_baseline", usage={"prompt_tokens": 100, "completion_tokens": 1,
+                                               "total_tokens": 101})
+    cached = _reply("cache_read", usage={
+        "prompt_tokens": prompt, "completion_tokens": 1, "total_tokens": prompt + 1,
+        "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": write}})
+    check = check_cache_convention(baseline, [cached], convention, tolerance)
+    assert check.outcome == outcome, check.reason
+
+
+def test_cache_convention_anthropic_field_names_count() -> None:
+    from evals.usage import cache_fields, check_cache_convention
+
+    usage = {"prompt_tokens": 10, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 30}
+    assert cache_fields(usage) == (60, 30)
+    baseline = _reply("b", usage={"prompt_tokens": 100, "completion_tokens": 0, "total_tokens": 100})
+    cached = _reply("c", usage={**usage, "completion_tokens": 0, "total_tokens": 10})
+    assert check_cache_convention(baseline, [cached], "agentgateway").outcome == "pass"
+
+
+def test_cache_convention_needs_a_baseline_and_answers() -> None:
+    from evals.usage import check_cache_convention
+
+    empty = _reply("b", usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+    good = _reply("c", usage={"prompt_tokens": 10, "completion_tokens": 0, "total_tokens": 10,
+                              "prompt_tokens_details": {"cached_tokens": 90}})
+    assert check_cache_convention(empty, [good], "agentgateway").outcome == "fail"
+    # One cached call unanswered, another wrong: ERROR.
+    lost = _reply("c2", ok=False)
+    wrong = _reply("c3", usage={"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1})
+    baseline = _reply("b", usage={"prompt_tokens": 100, "completion_tokens": 0, "total_tokens": 100})
+    check = check_cache_convention(baseline, [wrong, lost], "litellm")
+    assert check.outcome == "error" and check.reason == "no answer: c2: timeout"
+
+
+def test_finish_reason_max_tokens_boundary() -> None:
+    from evals.usage import check_finish_reason
+
+    def reply(completion: int):
+        return _reply("length", usage={"prompt_tokens": 5, "completion_tokens": completion,
+                                       "total_tokens": 5 + completion},
+                      choices=[{"index": 0, "finish_reason": "length",
+                                "message": {"role": "assistant", "content": "One"}}])
+
+    assert check_finish_reason("len", reply(1), "length", max_tokens=1).outcome == "pass"
+    over = check_finish_reason("len", reply(2), "length", max_tokens=1)
+    assert over.outcome == "fail" and over.reason == "completion_tokens 2 exceed max_tokens 1"
+    assert check_finish_reason("len", reply(1), "stop").outcome == "fail"
+    assert check_finish_reason("len", _reply(ok=False), "stop").outcome == "error"
+
+
+@pytest.mark.parametrize(("calls", "problem"), [
+    ([{"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}], None),
+    ([], "no tool_calls in the message"),
+    ([{"function": {"name": "other", "arguments": "{}"}}], "tool call names 'other'"),
+    ([{"function": {"name": "get_weather", "arguments": "[1]"}}], "arguments are not a JSON object"),
+    ([{"function": {"name": "get_weather", "arguments": "{"}}], "arguments are not JSON"),
+])
+def test_finish_reason_tool_call_shape(calls, problem) -> None:
+    from evals.usage import check_finish_reason
+
+    reply = _reply("tool", choices=[{"index": 0, "finish_reason": "tool_calls",
+                                     "message": {"role": "assistant", "content": None,
+                                                 "tool_calls": calls}}])
+    check = check_finish_reason("tc", reply, "tool_calls", tool="get_weather")
+    assert check.outcome == ("pass" if problem is None else "fail")
+    if problem:
+        assert problem in check.reason
+
+
+@pytest.mark.parametrize(("header", "outcome"), [
+    (repr(10 * 1e-6 + 2 * 2e-6), "pass"),
+    (repr((10 * 1e-6 + 2 * 2e-6) * (1 + 5e-7)), "pass"),
+    (repr((10 * 1e-6 + 2 * 2e-6) * (1 + 5e-6)), "fail"),
+    ("None", "fail"), ("", "fail"), ("abc", "fail"), (None, "fail"),
+])
+def test_response_cost_tolerance(header, outcome) -> None:
+    from evals.usage import Prices, check_response_cost
+
+    reply = _reply()
+    if header is not None:
+        reply.headers["x-litellm-response-cost"] = header
+    prices = Prices(input_per_token=1e-6, output_per_token=2e-6)
+    assert check_response_cost([reply], prices).outcome == outcome
+
+
+def test_spend_delta_tolerance() -> None:
+    from evals.usage import Prices, check_spend_delta, expected_spend
+
+    prices = Prices(input_per_token=1e-6, output_per_token=2e-6)
+    replies = [_reply(), _reply("lost", ok=False)]
+    expected = expected_spend(replies, prices)
+    assert expected == pytest.approx(14e-6)  # the unanswered call costs nothing
+    assert check_spend_delta(expected, expected).outcome == "pass"
+    assert check_spend_delta(expected * (1 + 5e-7), expected).outcome == "pass"
+    assert check_spend_delta(expected * (1 + 5e-6), expected).outcome == "fail"
+    assert check_spend_delta(0.0, expected).outcome == "fail"
+
+
+def test_usage_checks_error_when_any_probe_went_unanswered() -> None:
+    from evals.usage import check_openai_shape, check_usage_totals
+
+    bad_usage = _reply("short", usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 9})
+    lost = _reply("tool", ok=False)
+    totals = check_usage_totals([bad_usage, lost])
+    assert totals.outcome == "error" and totals.reason == "no answer: tool: timeout"
+    assert check_usage_totals([bad_usage]).outcome == "fail"
+    assert check_openai_shape([bad_usage, lost]).outcome == "error"
+
+
+def test_stream_usage_chunk_rules() -> None:
+    from evals.usage import ProbeReply, check_stream_usage
+
+    usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+    chunks = [{"choices": [{"index": 0, "delta": {"content": "OK"}, "finish_reason": None}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+              {"choices": [], "usage": usage}]
+    good = ProbeReply(probe="stream", ok=True, chunks=chunks, done=True)
+    assert check_stream_usage(good).outcome == "pass"
+    assert check_stream_usage(good.model_copy(update={"done": False})).outcome == "fail"
+    no_usage = good.model_copy(update={"chunks": chunks[:2]})
+    assert check_stream_usage(no_usage).outcome == "fail"
+    twice = good.model_copy(update={"chunks": [chunks[1], *chunks]})
+    assert "finish reasons in the stream ['stop', 'stop']" in check_stream_usage(twice).reason
+    empty = good.model_copy(update={"chunks": []})
+    assert check_stream_usage(empty).reason == "the stream carried no chunks"
+    lost = ProbeReply(probe="stream", ok=False, error="mid-stream error")
+    assert check_stream_usage(lost).outcome == "error"
+
+
+def test_no_provider_key_is_checked_in_answered_replies() -> None:
+    from evals.usage import check_no_provider_key
+
+    leaked = _reply()
+    leaked.raw = '{"x": "sk-ant-abcdefgh12345"}'
+    assert check_no_provider_key([leaked]).outcome == "fail"
+    header = _reply()
+    header.headers["x-api-key"] = "anything"
+    assert check_no_provider_key([header]).outcome == "fail"
+    assert check_no_provider_key([_reply()], secrets=["s3cr3t"]).outcome == "pass"
+    short = _reply()
+    short.raw = "sk-ant-abc"  # too short to be a key
+    assert check_no_provider_key([short]).outcome == "pass"
+
+
+# ---- embeddings checks at their thresholds ------------------------------------------------------
+# The server is scripted at the call boundary (evals.embeddings' `embeddings`): `vector_of(text,
+# batched)` gives each input's vector, so every cosine and norm below is exact.
+
+def _serve_vectors(monkeypatch, vector_of, *, encode=None, prompt_tokens: int = 7, outcome=None):
+    import base64
+    import struct
+    from types import SimpleNamespace
+
+    import evals.embeddings as emb
+    from evals.model_calls import CallOutcome
+
+    def fake(client, model, inputs, *, policy=None, encoding_format="float"):
+        if outcome is not None:
+            return outcome(inputs)
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        vectors = [vector_of(t, len(texts) > 1) for t in texts]
+        if encoding_format == "base64":
+            vectors = [(encode or (lambda v: base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode()))(v)
+                       for v in vectors]
+        data = [SimpleNamespace(index=i, embedding=v) for i, v in reversed(list(enumerate(vectors)))]
+        return CallOutcome(ok=True, status=200,
+                           value=SimpleNamespace(data=data, usage=SimpleNamespace(prompt_tokens=prompt_tokens)))
+
+    monkeypatch.setattr(emb, "embeddings", fake)
+    return emb
+
+
+@pytest.mark.parametrize(("scale", "tolerance", "outcome"), [
+    (1.0, 0.0, "pass"), (1.5, 0.5, "pass"), (1.5, 0.49, "fail"), (0.5, 0.5, "pass"), (0.5, 0.25, "fail"),
+])
+def test_normalization_tolerance_is_inclusive(monkeypatch, scale, tolerance, outcome) -> None:
+    emb = _serve_vectors(monkeypatch, lambda t, b: [scale, 0.0])
+    assert emb.check_normalized(object(), "m", tolerance).outcome == outcome
+
+
+def test_dimension_must_be_the_one_expected(monkeypatch) -> None:
+    emb = _serve_vectors(monkeypatch, lambda t, b: [1.0, 0.0, 0.0])
+    assert emb.check_dimension(object(), "m", 3).outcome == "pass"
+    assert emb.check_dimension(object(), "m", 4).outcome == "fail"
+    emb = _serve_vectors(monkeypatch, lambda t, b: [1.0] * (3 if t == "x" else 4))
+    mixed = emb.check_dimension(object(), "m", 4)
+    assert mixed.outcome == "fail" and mixed.reason == "dimension 3, 4 != expected 4"
+
+
+@pytest.mark.parametrize(("margin", "outcome"), [(0.0, "pass"), (1e-9, "fail"), (-1e-9, "pass")])
+def test_batch_cosine_minimum_is_inclusive(monkeypatch, margin: float, outcome: str) -> None:
+    # Alone [1, 0]; in a batch [1, 1]: cosine 1/sqrt(2), computed here as the check does.
+    emb = _serve_vectors(monkeypatch, lambda t, batched: [1.0, 1.0] if batched else [1.0, 0.0])
+    on_it = emb.cosine([1.0, 0.0], [1.0, 1.0])
+    assert on_it == pytest.approx(2 ** -0.5)
+    check = emb.check_batch_consistency(object(), "m", on_it + margin)
+    assert check.outcome == outcome, check.reason
+
+
+def test_batch_vector_of_another_size_fails(monkeypatch) -> None:
+    emb = _serve_vectors(monkeypatch, lambda t, batched: [1.0, 0.0, 0.0] if batched else [1.0, 0.0])
+    check = emb.check_batch_consistency(object(), "m", 0.0)
+    assert check.outcome == "fail" and check.reason == "alone 2 dims, in a batch 3"
+
+
+def _triplets(n: int):
+    from evals.embeddings import Triplet
+
+    return [Triplet(id=f"t{i}", domain="general", anchor=f"a{i}", paraphrase=f"p{i}", unrelated=f"u{i}")
+            for i in range(n)]
+
+
+@pytest.mark.parametrize(("misses", "min_rate", "outcome"), [
+    (1, 0.9, "pass"), (2, 0.9, "fail"), (0, 1.0, "pass"), (1, 1.0, "fail"), (10, 0.0, "pass"),
+])
+def test_triplet_rate_is_inclusive(monkeypatch, misses, min_rate, outcome) -> None:
+    def vector(text: str, _batched: bool) -> list[float]:
+        kind, i = text[0], int(text[1:])
+        if kind == "a":
+            return [1.0, 0.0]
+        near = [1.0, 0.1]
+        return (near if kind == "p" else [0.0, 1.0]) if i >= misses else ([0.0, 1.0] if kind == "p" else near)
+
+    emb = _serve_vectors(monkeypatch, vector)
+    check = emb.check_triplets(object(), "m", _triplets(10), min_rate, batch_size=4)
+    assert check.outcome == outcome, check.reason
+    assert check.details["passed"] == 10 - misses
+    assert check.details["missed"] == [f"t{i}" for i in range(misses)]
+
+
+def test_a_tie_between_paraphrase_and_unrelated_is_a_miss(monkeypatch) -> None:
+    emb = _serve_vectors(monkeypatch, lambda t, b: [1.0, 0.0])
+    check = emb.check_triplets(object(), "m", _triplets(2), 0.5)
+    assert check.outcome == "fail" and check.details["missed"] == ["t0", "t1"]
+    with pytest.raises(ValueError, match="at least one triplet"):
+        emb.check_triplets(object(), "m", [], 0.5)
+
+
+@pytest.mark.parametrize(("encoded", "limit", "outcome"), [
+    ([0.5, 0.25], 0.0, "pass"), ([0.5, 0.5], 0.25, "pass"), ([0.5, 0.5], 0.2, "fail"),
+])
+def test_base64_difference_limit_is_inclusive(monkeypatch, encoded, limit, outcome) -> None:
+    import base64
+    import struct
+
+    emb = _serve_vectors(monkeypatch, lambda t, b: [0.5, 0.25],
+                         encode=lambda v: base64.b64encode(struct.pack("<2f", *encoded)).decode())
+    assert emb.check_base64(object(), "m", limit).outcome == outcome
+
+
+@pytest.mark.parametrize(("encode", "words"), [
+    (lambda v: v, "base64 requested, got list"),
+    (lambda v: "!!not base64!!", "undecodable base64"),
+    (lambda v: "AAAAAA==", "base64 gives 1 values, float 2"),
+])
+def test_base64_that_is_not_the_floats_fails(monkeypatch, encode, words) -> None:
+    emb = _serve_vectors(monkeypatch, lambda t, b: [0.5, 0.25], encode=encode)
+    check = emb.check_base64(object(), "m")
+    assert check.outcome == "fail" and words in check.reason
+
+
+@pytest.mark.parametrize(("tokens", "outcome"), [(1, "pass"), (0, "fail")])
+def test_embedding_usage_needs_positive_tokens(monkeypatch, tokens, outcome) -> None:
+    emb = _serve_vectors(monkeypatch, lambda t, b: [1.0], prompt_tokens=tokens)
+    assert emb.check_usage(object(), "m").outcome == outcome
+
+
+def test_limit_checks_accept_coping_or_a_clear_refusal(monkeypatch) -> None:
+    from evals.model_calls import CallOutcome
+
+    emb = _serve_vectors(monkeypatch, lambda t, b: [1.0])
+    copes = emb.check_batch_limit(object(), "m", 2)
+    assert copes.outcome == "pass" and copes.details["handling"] == "accepted"
+    assert emb.check_overlength(object(), "m", 4).details["handling"] == "truncated"
+
+    def refusal(status: int, message: str):
+        kind = "http_4xx" if status < 500 else "http_5xx"
+        return lambda inputs: CallOutcome(ok=False, status=status, error_kind=kind, message=message)
+
+    emb = _serve_vectors(monkeypatch, None, outcome=refusal(413, "Error code: 413 - batch too large"))
+    assert emb.check_batch_limit(object(), "m", 2).outcome == "pass"
+    emb = _serve_vectors(monkeypatch, None, outcome=refusal(413, "Error code: 413 - "))
+    assert emb.check_batch_limit(object(), "m", 2).outcome == "fail"
+    emb = _serve_vectors(monkeypatch, None, outcome=refusal(503, "Error code: 503 - down"))
+    assert emb.check_batch_limit(object(), "m", 2).outcome == "error"
+
+
+def test_fewer_vectors_than_inputs_fails(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from evals.model_calls import CallOutcome
+
+    one = CallOutcome(ok=True, status=200, value=SimpleNamespace(
+        data=[SimpleNamespace(index=0, embedding=[1.0])], usage=SimpleNamespace(prompt_tokens=1)))
+    emb = _serve_vectors(monkeypatch, None, outcome=lambda inputs: one)
+    check = emb.check_dimension(object(), "m", 1)
+    assert check.outcome == "fail" and check.reason == "4 inputs gave 1 vectors"
+    limit = emb.check_batch_limit(object(), "m", 2)
+    assert limit.outcome == "fail" and "200 with 1 vectors for 3 inputs" in limit.reason
