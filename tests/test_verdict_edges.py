@@ -1103,3 +1103,82 @@ def test_fewer_vectors_than_inputs_fails(monkeypatch) -> None:
     assert check.outcome == "fail" and check.reason == "4 inputs gave 1 vectors"
     limit = emb.check_batch_limit(object(), "m", 2)
     assert limit.outcome == "fail" and "200 with 1 vectors for 3 inputs" in limit.reason
+
+
+# ---- embeddings gate: the vector size it expects and its settings -----------------------------
+
+def _embeddings_entry(**update):
+    from deploy.catalog import load_catalog
+
+    entry = load_catalog().get("embeddings")
+    return entry.model_copy(update=update)
+
+
+def _deployment(stand_in: bool, dimensions: int | None):
+    from deploy.deployer import Deployment
+
+    return Deployment(alias="embeddings", kind="local", backend_url=None, served_model_name="e",
+                      model="all-MiniLM-L6-v2", target="t", stand_in=stand_in, dimensions=dimensions)
+
+
+def test_expected_dimensions_come_from_the_stand_in_only_when_it_serves() -> None:
+    from gates.embeddings.judge import expected_dimensions
+
+    entry = _embeddings_entry(dimensions=768)
+    stand_in = expected_dimensions(entry, _deployment(True, 384))
+    assert (stand_in.value, stand_in.source) == (384, "stand-in")
+    for deployment in (_deployment(False, 384), _deployment(True, None)):
+        got = expected_dimensions(entry, deployment)
+        assert (got.value, got.source) == (768, "catalog")
+    with pytest.raises(ValueError, match="field 'dimensions' is missing"):
+        expected_dimensions(entry.model_copy(update={"dimensions": None}), _deployment(False, None))
+
+
+@pytest.mark.parametrize(("serve_args", "batch"), [
+    (["--max-client-batch-size", "7"], 7), (["--max-client-batch-size=9"], 9),
+    (["--other", "1", "--max-client-batch-size", "5"], 5), (["--max-client-batch-size"], 32), ([], 32),
+])
+def test_embeddings_batch_limit_is_read_from_the_serve_args(serve_args, batch) -> None:
+    from gates.embeddings.judge import gate_settings
+
+    entry = _embeddings_entry(serve_args=serve_args, context=256)
+    gate = gate_settings(entry, {"min_triplet_rate": 0.8}, 384)
+    assert gate.max_batch_size == batch and gate.max_input_tokens == 256
+    assert gate.min_triplet_rate == 0.8 and gate.dimensions == 384
+    assert gate.normalization_tolerance == 1e-3 and gate.batch_cosine_min == 0.999  # defaults
+    assert gate_settings(entry, {"max_batch_size": 3}, 384).max_batch_size == 3
+
+
+def _errored(label_index: int, error: str, stream: bool = False) -> ScenarioResult:
+    return ScenarioResult(scenario=f"s{label_index}", stream=stream, platform_error=error)
+
+
+def test_agent_platform_errors_are_grouped_and_bounded() -> None:
+    plain = [_errored(0, "step 2: APIError: 503"), _errored(1, "step 1: APIError: 503"),
+             _errored(2, "step 1: Timeout: 30 s"), _errored(3, "x"), _errored(4, "step 3: y: z")]
+    agent = judge_coder_agent(plain, _runs(5, 5, stream=True), min_pass_rate=0.5, spend=GOOD_AGENT_SPEND)
+    assert agent.verdict == "error"
+    assert agent.summary == "Tool loops not judged: no answer in 5 of 10 runs"
+    assert agent.reason == ("APIError: 503 (×2, first in s0 (non-stream)); "
+                            "Timeout: 30 s (×1, first in s2 (non-stream)); x (×1, first in s3 (non-stream)); "
+                            "and 1 other errors")
+    three = judge_coder_agent(plain[:4], _runs(4, 4, stream=True), min_pass_rate=0.5,
+                              spend=GOOD_AGENT_SPEND)
+    assert not three.reason.endswith("other errors")
+
+
+@pytest.mark.parametrize(("length", "clipped"), [(600, False), (601, True)])
+def test_agent_reason_is_clipped_at_600(length: int, clipped: bool) -> None:
+    error = "e" * (length - len(" (×1, first in s0 (non-stream))"))
+    agent = judge_coder_agent([_errored(0, error)], _runs(1, 1, stream=True), min_pass_rate=0.5,
+                              spend=GOOD_AGENT_SPEND)
+    assert len(agent.reason) == 600
+    assert agent.reason.endswith("...") is clipped
+
+
+def test_ledger_times_are_utc() -> None:
+    from datetime import timedelta
+
+    from deploy.ledger import now
+
+    assert now().utcoffset() == timedelta(0)
