@@ -1182,3 +1182,21 @@ def test_ledger_times_are_utc() -> None:
     from deploy.ledger import now
 
     assert now().utcoffset() == timedelta(0)
+
+
+# ---- HumanEval samples: which sandbox statuses are the model's fault --------------------------
+
+@pytest.mark.parametrize(("ok", "status", "verdict"), [
+    (True, "passed", "passed"), (True, "failed", "failed"),
+    (True, "timeout", "failed"),          # a solution that hangs is wrong code
+    (True, "error", "sandbox_error"),     # our checker could not judge: never the model's fault
+    (True, "not_run", "sandbox_error"),
+    (False, "passed", "error"),           # no answer from the platform wins over any status
+    (False, "not_run", "error"),
+])
+def test_humaneval_sample_verdicts(ok: bool, status: str, verdict: str) -> None:
+    from evals.humaneval import SampleRecord
+    from evals.model_calls import CallOutcome
+
+    call = CallOutcome(ok=ok, error_kind=None if ok else "timeout")
+    assert SampleRecord(task_id="t", sample=0, status=status, call=call).verdict == verdict
