@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from deploy.ledger import GateRecord
 from evals.checks import CheckResult
 from evals.embeddings import EmbeddingCheck, judge_embeddings
 from evals.fim import FimCaseScore, FimRun, FimScore, TransportComparison, judge_fim
@@ -1200,3 +1201,93 @@ def test_humaneval_sample_verdicts(ok: bool, status: str, verdict: str) -> None:
 
     call = CallOutcome(ok=ok, error_kind=None if ok else "timeout")
     assert SampleRecord(task_id="t", sample=0, status=status, call=call).verdict == verdict
+
+
+def test_derive_slo_defaults_and_floor() -> None:
+    from evals.latency import derive_slo, round_up_2sig
+
+    assert derive_slo(_summary()).ttft_p95_ms == 150.0  # default headroom 1.5
+    zero = derive_slo(_summary(itl=0.0), 1.5)
+    assert zero.itl_p95_ms == 0.0015  # a p95 of 0 counts as 1 µs, never a 0 target
+    with pytest.raises(ValueError, match="cannot round a non-positive target 0"):
+        round_up_2sig(0)
+    with pytest.raises(ValueError, match="non-positive target -1"):
+        round_up_2sig(-1)
+
+
+def test_humaneval_nothing_judged_reads_zero_percent() -> None:
+    assert judge_humaneval(passed=0, failed=0, errors=0, min_pass_rate=0.5).summary == (
+        "HumanEval 0/0 = 0% (≥50% gate)")
+
+
+def test_latency_status_lists_metrics_when_the_error_is_a_missing_metric() -> None:
+    summary = _summary(itl=None, errors=1)  # error rate exactly on the bound; ITL unmeasured
+    verdict = judge_latency(summary, TARGETS, 0.05)
+    assert verdict.verdict == "error"
+    assert status_summary(verdict, summary, "t") == (
+        "Latency p95/target TTFT 100/250 ms, ITL n/a/20 ms, E2E 1000/1500 ms; c=4, ≤128 tokens; vs t")
+
+
+def test_budget_binding_becomes_an_embeddings_check() -> None:
+    from evals.budget import BudgetBinding
+    from gates.embeddings.judge import budget_check
+
+    binding = BudgetBinding(outcome="fail", reason="never refused", max_budget=1e-5, answered=9,
+                            refusal_status=None, over_budget_answers=4, expected_spend=2e-5,
+                            reported_spend=2e-5, problems=["never refused"])
+    check = budget_check(binding)
+    assert (check.name, check.outcome, check.reason) == ("budget_binding", "fail", "never refused")
+    assert check.details["answered"] == 9 and check.details["problems"] == ["never refused"]
+    assert "reason" not in check.details and "outcome" not in check.details
+
+
+def test_fim_gate_judges_the_transport_comparison() -> None:
+    # Every case answered and right through the gateway, but the two transports disagree.
+    other_model = judge_fim_gate(_fim_outcome(_fim_score(20), comparison=_comparison(same=False)),
+                                 FIM_CONFIG)
+    assert other_model.verdict == "fail" and other_model.reason == "models differ"
+    assert other_model.summary.startswith("FIM /v1/completions 200 (direct + vkey)")
+    unanswered = judge_fim_gate(_fim_outcome(_fim_score(20), comparison=_comparison(both=False)),
+                                FIM_CONFIG)
+    assert unanswered.verdict == "error" and unanswered.reason == "not all answered"
+
+
+def test_fim_gate_names_every_problem() -> None:
+    gate = judge_fim_gate(_fim_outcome(_fim_score(9), spend="flat", suffix=2), FIM_CONFIG)
+    assert gate.verdict == "fail"
+    assert gate.reason == ("functional 45% < 50%; 2 requests carried `suffix` (vLLM refuses it; "
+                           "the client must format the prompt); spend flat")
+
+
+def test_status_names_every_stand_in_once() -> None:
+    def stand_in(gate: str, model: str, verdict: str = "pass") -> GateRecord:
+        record = _ledger_record(gate, verdict)
+        return record.model_copy(update={"target": record.target.model_copy(
+            update={"stand_in": True, "model": model})})
+
+    from deploy.ledger import status_of
+
+    records = [stand_in("a", "tiny-b"), stand_in("b", "tiny-a", "fail"), stand_in("c", "tiny-b")]
+    assert status_of(records) == "sa; FAIL: sb; sc [embedded stand-in: tiny-a, tiny-b]"
+
+
+def _ledger_record(gate: str, verdict: str) -> GateRecord:
+    from datetime import UTC, datetime
+
+    from deploy.ledger import Counts, Target
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    return GateRecord(run_id="r", alias="x", gate=gate, verdict=verdict, metric="m", value=None,
+                      threshold=None, counts=Counts(), summary=f"s{gate}",
+                      target=Target(platform="embedded", gateway_url="http://g", deployment="d",
+                                    model="m", served_model_name="m"),
+                      started_at=at, finished_at=at, suite_revision="r")
+
+
+def test_unfenced_code_that_never_parses_is_kept_from_its_first_code_line() -> None:
+    from evals.code_extraction import extract_code
+
+    reply = "Sure:\ndef f(x:\n    return x\n\nThat is all"
+    assert extract_code(reply, "f") == "def f(x:\n    return x\n\nThat is all"
+    assert extract_code("X = 1") == "X = 1"
+    assert extract_code("\n\nx = 1\n\n") == "x = 1"
