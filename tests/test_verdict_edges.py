@@ -1291,3 +1291,99 @@ def test_unfenced_code_that_never_parses_is_kept_from_its_first_code_line() -> N
     assert extract_code(reply, "f") == "def f(x:\n    return x\n\nThat is all"
     assert extract_code("X = 1") == "X = 1"
     assert extract_code("\n\nx = 1\n\n") == "x = 1"
+
+
+def test_agent_fail_reason_names_every_problem() -> None:
+    plain, streamed = _runs(1, 4), _runs(1, 4, stream=True)
+    bad_call = ToolCallRecord(step=1, id="x", name="t", arguments="{", valid=False, problem="not JSON")
+    plain[0] = plain[0].model_copy(update={"calls": [bad_call]})
+    streamed[3] = streamed[3].model_copy(update={"answer": "different"})
+    agent = judge_coder_agent(plain, streamed, min_pass_rate=0.75,
+                              spend=AgentSpend(baseline_usd=0.0, problem="spend off"))
+    assert agent.verdict == "fail"
+    assert agent.counts.model_dump() == {"passed": 1, "failed": 3, "errors": 0, "total": 4}
+    assert agent.summary == ("Tool loops 1/4 = 25% (≥75% gate; streamed and not): wrong answer ×6")
+    assert agent.reason == (
+        "pass rate 1/4 = 25% is below 75%, 1 invalid tool call(s), none allowed, streamed runs "
+        "disagree with non-streamed ones: s0: calls differ; s3: answer differ. Why: wrong answer ×6. "
+        "E.g. s1 (non-stream): wrong answer: x; s2 (non-stream): wrong answer: x; "
+        "s3 (non-stream): wrong answer: x. Also key accounting: spend off")
+
+
+def test_agent_pass_reason_and_failed_runs() -> None:
+    clean = judge_coder_agent(_runs(4, 4), _runs(4, 4, stream=True), min_pass_rate=0.75,
+                              spend=GOOD_AGENT_SPEND)
+    assert clean.reason == "no invalid tool call, streamed runs agree, key spend = sum of response costs"
+    assert clean.summary == "Tool loops 4/4 = 100% (≥75% gate; streamed and not)"
+    some = judge_coder_agent(_runs(3, 4), _runs(3, 4, stream=True), min_pass_rate=0.75,
+                             spend=GOOD_AGENT_SPEND)
+    assert some.verdict == "pass"
+    assert some.reason == ("no invalid tool call, streamed runs agree, key spend = sum of response "
+                           "costs; failed runs: wrong answer ×2")
+
+
+def test_agent_counts_with_errors_and_nothing_run() -> None:
+    plain = _runs(1, 4)
+    plain[3] = _errored(3, "step 1: APIError: 503")
+    agent = judge_coder_agent(plain, _runs(1, 4, stream=True), min_pass_rate=0.5, spend=GOOD_AGENT_SPEND)
+    assert agent.counts.model_dump() == {"passed": 1, "failed": 2, "errors": 1, "total": 4}
+    empty = judge_coder_agent([], [], min_pass_rate=0.5, spend=GOOD_AGENT_SPEND)
+    assert empty.pass_rate == 0.0 and empty.summary.startswith("Tool loops 0/0 = 0%")
+
+
+def test_agent_disagreements_and_examples_are_capped_at_three() -> None:
+    plain, streamed = _runs(0, 5), _runs(0, 5, stream=True)
+    streamed = [r.model_copy(update={"answer": "other"}) for r in streamed]
+    agent = judge_coder_agent(plain, streamed, min_pass_rate=0.5, spend=GOOD_AGENT_SPEND)
+    assert "s2: answer differ. Why" in agent.reason and "s3: answer differ" not in agent.reason
+    assert "s2 (non-stream): wrong answer: x" in agent.reason
+    assert "s3 (non-stream)" not in agent.reason
+
+
+def test_ledger_append_creates_nested_folders_and_latest_skips_other_aliases(tmp_path) -> None:
+    from deploy.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "a" / "b" / "l.jsonl")
+    other = _ledger_record("g", "fail").model_copy(update={"alias": "other"})
+    mine = _ledger_record("g", "pass")
+    ledger.append(other)
+    ledger.append(mine)
+    assert [r.record_id for r in ledger.latest("x")] == [mine.record_id]
+
+
+def test_details_keep_unicode_dates_and_one_row_per_line(tmp_path) -> None:
+    from deploy.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "l.jsonl")
+    record = _ledger_record("g", "pass")
+    ledger.write_details(record, [record, {"summary": "≥70%"}])
+    lines = (tmp_path / record.details_file).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    assert '"started_at": "2026-12-01T00:00:00Z"' in lines[0]
+    assert lines[1] == '{"summary": "≥70%"}'
+
+
+def test_completion_edges_of_prompt_and_code() -> None:
+    from evals.code_extraction import humaneval_completion
+
+    assert humaneval_completion("", "f", "x = 1") == "x = 1\n"  # no prompt: it parses flush left
+    assert humaneval_completion("def f():\n", "f", "X = 1\nreturn X") == "    X = 1\n    return X\n"
+
+
+def test_embeddings_error_check_names_the_platform_failure(monkeypatch) -> None:
+    from evals.model_calls import CallOutcome
+
+    down = CallOutcome(ok=False, status=503, error_kind="http_5xx", message="down")
+    emb = _serve_vectors(monkeypatch, None, outcome=lambda inputs: down)
+    check = emb.check_usage(object(), "m")
+    assert (check.outcome, check.reason) == ("error", "no answer: http_5xx 503 down")
+    assert check.details == {"status": 503, "error_kind": "http_5xx"}
+    stalled = CallOutcome(ok=False, status=None, error_kind="timeout", message="stalled")
+    emb = _serve_vectors(monkeypatch, None, outcome=lambda inputs: stalled)
+    assert emb.check_usage(object(), "m").reason == "no answer: timeout  stalled"
+
+
+def test_latency_pass_reason_reads_below_target() -> None:
+    v = judge_latency(_summary(), TARGETS, 0.05)
+    assert v.reason == ("PASS: TTFT p95 100 ms < target 250 ms; ITL p95 10 ms < target 20 ms; "
+                        "E2E p95 1000 ms < target 1500 ms; error rate 0.0% (0/20), bound 5.0%")
