@@ -1387,3 +1387,33 @@ def test_latency_pass_reason_reads_below_target() -> None:
     v = judge_latency(_summary(), TARGETS, 0.05)
     assert v.reason == ("PASS: TTFT p95 100 ms < target 250 ms; ITL p95 10 ms < target 20 ms; "
                         "E2E p95 1000 ms < target 1500 ms; error rate 0.0% (0/20), bound 5.0%")
+
+
+def test_embeddings_gate_takes_every_catalog_threshold() -> None:
+    from gates.embeddings.judge import gate_settings
+
+    config = {"min_triplet_rate": 0.8, "normalization_tolerance": 0.01, "batch_cosine_min": 0.99}
+    gate = gate_settings(_embeddings_entry(context=None, serve_args=[]), config, 384)
+    assert (gate.min_triplet_rate, gate.normalization_tolerance, gate.batch_cosine_min) == (
+        0.8, 0.01, 0.99)
+    assert gate.max_input_tokens == 512  # no context in the catalog
+
+
+def test_latency_reasons_in_full() -> None:
+    fail = judge_latency(_summary(ttft=300.0, e2e=2000.0), TARGETS, 0.05)
+    assert fail.reason == (
+        "FAIL (TTFT, E2E over target): TTFT p95 300 ms >= target 250 ms; ITL p95 10 ms < target "
+        "20 ms; E2E p95 2000 ms >= target 1500 ms; error rate 0.0% (0/20), bound 5.0%")
+    unmeasured = judge_latency(_summary(itl=None, e2e=None), TARGETS, 0.05)
+    assert unmeasured.reason.startswith("ERROR: no samples for ITL, E2E. Measured: TTFT p95 100 ms")
+    quiet = _summary(errors=2).model_copy(update={"error_examples": []})
+    errored = judge_latency(quiet, TARGETS, 0.05)
+    assert errored.reason.startswith("ERROR: error rate 10.0% (2/20), bound 5.0% exceeds the bound. "
+                                     "Measured: TTFT")
+
+
+def test_percentiles_of_nothing_is_named() -> None:
+    from evals.latency_stats import percentile_values
+
+    with pytest.raises(ValueError, match="^percentiles of an empty set$"):
+        percentile_values([])
