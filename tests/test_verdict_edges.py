@@ -1417,3 +1417,49 @@ def test_percentiles_of_nothing_is_named() -> None:
 
     with pytest.raises(ValueError, match="^percentiles of an empty set$"):
         percentile_values([])
+
+
+def test_ledger_lock_sits_beside_the_ledger(tmp_path) -> None:
+    from deploy.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "l.jsonl")
+    with ledger._lock:  # what append holds; another run's append waits on the same file
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["l.jsonl.lock"]
+
+
+def test_summary_rates_and_rounding() -> None:
+    s = _summarize([_row(0, tokens=10), _row(1, error="")], duration_s=3.0004)
+    assert s.duration_s == 3.0 and s.output_tokens_per_s == 3.333 and s.requests_per_s == 0.333
+    assert s.error_examples == [""]
+    instant = _summarize([_row(0, tokens=5)], duration_s=0.0)
+    assert instant.output_tokens_per_s == 5e9  # a zero duration counts as 1 ns, not 1 s
+
+
+def _models_client(handler):
+    import httpx
+    import openai
+
+    return openai.OpenAI(base_url="http://gateway.invalid/v1", api_key="k", max_retries=0,
+                         http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+
+
+def test_registered_check_errors_when_the_model_list_does_not_answer() -> None:
+    import httpx
+
+    from evals.embeddings import check_registered
+    from evals.model_calls import RetryPolicy
+
+    once = RetryPolicy(attempts=1, initial_s=0.0, max_s=0.0)
+    down = _models_client(lambda request: httpx.Response(503, json={"error": {"message": "down"}}))
+    check = check_registered(down, "embeddings", lambda: [], input_cost_per_token=1e-7, policy=once)
+    assert (check.name, check.outcome) == ("registered", "error")
+    assert check.reason.startswith("no answer: http_5xx 503")
+    empty = _models_client(lambda request: httpx.Response(200, json={"object": "list", "data": []}))
+    check = check_registered(empty, "embeddings", lambda: [], input_cost_per_token=1e-7, policy=once)
+    assert check.outcome == "fail"
+    assert check.reason == "'embeddings' is not in /v1/models for this key (listed: nothing)"
+    two = _models_client(lambda request: httpx.Response(200, json={"object": "list", "data": [
+        {"id": "b", "object": "model", "created": 0, "owned_by": "x"},
+        {"id": "a", "object": "model", "created": 0, "owned_by": "x"}]}))
+    check = check_registered(two, "embeddings", lambda: [], input_cost_per_token=1e-7, policy=once)
+    assert check.reason.endswith("(listed: a, b)")
