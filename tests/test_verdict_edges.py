@@ -1463,3 +1463,82 @@ def test_registered_check_errors_when_the_model_list_does_not_answer() -> None:
         {"id": "a", "object": "model", "created": 0, "owned_by": "x"}]}))
     check = check_registered(two, "embeddings", lambda: [], input_cost_per_token=1e-7, policy=once)
     assert check.reason.endswith("(listed: a, b)")
+
+
+def test_atomic_write_uses_a_hidden_temporary_beside_the_target(tmp_path, monkeypatch) -> None:
+    import os
+
+    from deploy import catalog as catalog_module
+    from deploy.catalog import atomic_write_text
+
+    sources: list[str] = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        sources.append(str(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(catalog_module.os, "replace", replace)
+    target = tmp_path / "a" / "b" / "catalog.yaml"  # two missing folders
+    atomic_write_text(target, "x\n")
+    assert target.read_text() == "x\n"
+    (src,) = sources
+    assert os.path.dirname(src) == str(target.parent)
+    assert os.path.basename(src).startswith(".catalog.yaml.")
+
+
+def _listing(*models: str):
+    import httpx
+
+    data = [{"id": m, "object": "model", "created": 0, "owned_by": "x"} for m in models]
+    return _models_client(lambda request: httpx.Response(200, json={"object": "list", "data": data}))
+
+
+def test_registered_check_model_info_cases() -> None:
+    from evals.embeddings import check_registered
+
+    client = _listing("embeddings")
+
+    def run(read):
+        return check_registered(client, "embeddings", read, input_cost_per_token=1e-7)
+
+    def broken():
+        raise RuntimeError("boom")
+
+    errored = run(broken)
+    assert (errored.name, errored.outcome) == ("registered", "error")
+    assert errored.reason == "no answer from GET /model/info: RuntimeError: boom"
+    missing = run(lambda: [{"model_name": "other", "model_info": {}}])
+    assert (missing.name, missing.outcome, missing.reason) == (
+        "registered", "fail", "'embeddings' is not in /model/info")
+    wrong = run(lambda: [{"model_name": "embeddings", "model_info": {"mode": "chat"}}])
+    assert wrong.outcome == "fail"
+    assert wrong.reason == ("/model/info mode is 'chat', not 'embedding'; /model/info has no input "
+                            "price (None): its budgets can never bind")
+    assert wrong.details == {"mode": "chat", "input_cost_per_token": None, "output_vector_size": None}
+    good = run(lambda: [{"model_name": "embeddings",
+                         "model_info": {"mode": "embedding", "input_cost_per_token": 1e-7}}])
+    assert good.outcome == "pass"
+    assert good.reason == "in /v1/models and /model/info (mode embedding, 1e-07 USD/token)"
+
+
+def test_tool_loop_failures_list_four_then_count_the_rest() -> None:
+    four = judge_tool_loops(_runs(0, 4), 0.5)
+    assert four.reason.endswith("s3 (non-stream): wrong answer: x")
+    six = judge_tool_loops(_runs(0, 6), 0.5)
+    assert six.reason == ("pass rate 0/6 = 0% below 50%: s0 (non-stream): wrong answer: x; "
+                          "s1 (non-stream): wrong answer: x; s2 (non-stream): wrong answer: x; "
+                          "s3 (non-stream): wrong answer: x; and 2 more")
+
+
+@pytest.mark.parametrize("field", ["completed", "steps", "calls_valid", "max_parallel", "answer",
+                                   "answer_correct", "passed", "reason", "platform_error"])
+def test_modes_disagree_on_any_outcome_field(field: str) -> None:
+    from evals.tool_loop_judge import compare_modes
+
+    plain = _runs(1, 1)
+    value = {"completed": False, "steps": 9, "calls_valid": False, "max_parallel": 3,
+             "answer": "other", "answer_correct": True, "passed": False, "reason": "r",
+             "platform_error": "e"}[field]
+    streamed = [plain[0].model_copy(update={"stream": True, field: value})]
+    assert compare_modes(plain, streamed) == [f"s0: {field} differ"]
