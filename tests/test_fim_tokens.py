@@ -7,6 +7,8 @@ a token dropped from the module's lists must fail here.
 
 from __future__ import annotations
 
+import difflib
+
 import pytest
 
 from evals.fim import FimCaseScore, FimScore, judge_fim
@@ -125,3 +127,69 @@ def test_mangled_rate_exactly_on_the_bound_passes_and_one_more_fails() -> None:
     assert over.verdict == "fail" and "mangled 3/10" in over.reason
     assert judge_fim(_score(1, total=1), 0.5, 0.0).verdict == "fail"
     assert judge_fim(_score(0, total=1), 0.5, 0.0).verdict == "pass"
+
+
+# ---- scoring one returned middle: functional by the checker, mangled by hygiene ----------------
+
+def _cases():
+    from pathlib import Path
+
+    from evals.fim import load_fim_cases
+
+    return load_fim_cases(Path(__file__).resolve().parent.parent / "fixtures" / "fim_cases.json",
+                          "qwen2.5-coder")[:3]
+
+
+def test_scoring_uses_the_checker_and_hygiene_per_case() -> None:
+    from types import SimpleNamespace
+
+    from evals.fim import FimCallResult, FimRun, score_fim
+
+    cases = _cases()
+    seen: list[str] = []
+
+    def checker(problem, completion):
+        seen.append(completion)
+        return SimpleNamespace(status="passed" if completion.startswith(cases[0].middle) else "failed")
+
+    results = [
+        FimCallResult(case_id=cases[0].case_id, answered=True, middle=cases[0].middle + "  \n\n"),
+        FimCallResult(case_id=cases[1].case_id, answered=True, middle="<|fim_pad|>" + cases[1].middle),
+        FimCallResult(case_id=cases[2].case_id, answered=False, error="timeout"),
+    ]
+    score = score_fim(FimRun(label="vkey", model="m", fim_family="qwen2.5-coder", results=results),
+                      cases, checker=checker)
+    first, second, third = score.cases
+    assert (first.answered, first.functional, first.check_status, first.exact_match) == (
+        True, True, "passed", True)  # trailing blanks do not spoil an exact match
+    assert first.mangled is False and first.mangled_reasons == []
+    # difflib's ratio against the true middle, to four places: the trailing blanks cost a little.
+    ratio = difflib.SequenceMatcher(None, results[0].middle, cases[0].middle).ratio()
+    assert first.edit_similarity == round(ratio, 4) < 1.0
+    assert (second.functional, second.check_status, second.exact_match) == (False, "failed", False)
+    assert second.mangled and second.mangled_reasons == ["control token <|fim_pad|>"]
+    assert (third.answered, third.functional, third.check_status) == (False, False, None)
+    assert seen == [results[0].middle + cases[0].suffix, results[1].middle + cases[1].suffix]
+    assert (score.total, score.answered, score.functional, score.mangled, score.exact) == (3, 2, 1, 1, 1)
+
+
+def test_unknown_case_in_a_run_is_named() -> None:
+    from evals.fim import FimCallResult, FimRun, score_fim
+
+    run = FimRun(label="vkey", model="m", fim_family="qwen2.5-coder",
+                 results=[FimCallResult(case_id="nope", answered=False)])
+    with pytest.raises(ValueError, match="run 'vkey' has results for unknown cases: nope"):
+        score_fim(run, _cases(), checker=lambda p, c: None)
+
+
+def test_fim_reasons_and_status_in_full() -> None:
+    score = _score(0, total=4)
+    passed = judge_fim(score, 0.5, 0.25)
+    assert passed.status == "FIM /v1/completions 200 (direct), functional 4/4"
+    assert passed.reason == "functional 4/4 >= 50%, mangled 0/4, exact 0/4, edit similarity 0.00"
+    mangled = judge_fim(_score(2, total=4), 0.5, 0.25)
+    assert mangled.status == "FIM /v1/completions 200 (direct), functional 4/4, mangled 2/4"
+    assert mangled.reason == ("mangled 2/4 (50% > 25%): an instruct model or a chat template in "
+                              "the path")
+    with pytest.raises(ValueError, match="has no cases to judge"):
+        judge_fim(FimScore(label="x", model="m", cases=[]), 0.5, 0.5)
