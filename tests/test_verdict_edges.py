@@ -1542,3 +1542,31 @@ def test_modes_disagree_on_any_outcome_field(field: str) -> None:
              "platform_error": "e"}[field]
     streamed = [plain[0].model_copy(update={"stream": True, field: value})]
     assert compare_modes(plain, streamed) == [f"s0: {field} differ"]
+
+
+def test_budget_reasons_in_full(monkeypatch) -> None:
+    ok = _bind(monkeypatch, [_answer()] * 3 + [_refusal()])
+    assert ok.reason == ("refused with 429 budget_exceeded after 3 answered requests (48 tokens, "
+                         "spend 0.0469 of 0.0469 USD); reported spend = tokens x price")
+    assert [r.outcome for r in ok.requests] == ["answered"] * 3 + ["refused"]
+    assert [r.spend_before for r in ok.requests] == [0.0, COST, 2 * COST, 3 * COST]
+    assert ok.requests[3].error_type == "budget_exceeded" and ok.requests[3].status == 429
+    wrong_type = _bind(monkeypatch, [_answer()] * 3 + [_refusal(429, "rate_limit")])
+    assert wrong_type.reason == ("refused with 429 [rate_limit] instead of budget_exceeded: "
+                                 "refused 429")
+    odd = _bind(monkeypatch, [_answer()] * 3 + [_refusal(403)])
+    assert odd.reason == "budget_exceeded came with status 403, not 400 or 429"
+    early = _bind(monkeypatch, [_answer()] + [_refusal()])
+    assert early.reason == ("refused at spend 0.0156 USD although the budget 0.0469 USD still had "
+                            "room for the request")
+    none = _bind(monkeypatch, [_refusal()])
+    assert none.outcome == "fail" and none.answered == 0 and "still had room" in none.reason
+    lost = _bind(monkeypatch, [_answer()] + [_refusal(503, None)])
+    assert lost.reason == "request 1 got no answer: refused 503" and lost.requests[1].outcome == "error"
+    cost = _bind(monkeypatch, [_answer(cost_header=2 * COST)] * 3 + [_refusal()])
+    assert cost.reason == ("request 0: x-litellm-response-cost 0.03125 for 16+0 tokens, "
+                           "expected 0.015625")  # named once, for the first wrong answer
+    spend = _bind(monkeypatch, [_answer()] * 3 + [_refusal()], spend=lambda: 4 * COST)
+    assert spend.reason == ("the gateway reports spend 0.0625 USD, but 48 tokens at the given "
+                            "prices cost 0.046875 USD")
+    assert spend.reported_spend == 4 * COST and spend.expected_spend == 3 * COST
