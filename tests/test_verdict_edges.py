@@ -1570,3 +1570,88 @@ def test_budget_reasons_in_full(monkeypatch) -> None:
     assert spend.reason == ("the gateway reports spend 0.0625 USD, but 48 tokens at the given "
                             "prices cost 0.046875 USD")
     assert spend.reported_spend == 4 * COST and spend.expected_spend == 3 * COST
+
+
+def test_mode_comparison_cases() -> None:
+    from evals.tool_loop_judge import compare_modes
+
+    def call(call_id: str, arguments: str = "{}") -> ToolCallRecord:
+        return ToolCallRecord(step=1, id=call_id, name="t", arguments=arguments, valid=True)
+
+    plain = [r.model_copy(update={"calls": [call("a")]}) for r in _runs(3, 3)]
+    streamed = [r.model_copy(update={"stream": True, "calls": [call("b")]}) for r in plain]
+    assert compare_modes(plain, streamed) == []  # call ids are random per run
+    streamed[1] = streamed[1].model_copy(update={"calls": [call("b", '{"x": 1}')], "steps": 2})
+    assert compare_modes(plain, streamed) == ["s1: steps, calls differ"]
+    assert compare_modes(plain, streamed[2:]) == ["s0: no streaming result", "s1: no streaming result"]
+    extra = [*streamed, streamed[0].model_copy(update={"scenario": "zz"}),
+             streamed[0].model_copy(update={"scenario": "yy"})]
+    assert compare_modes(plain, extra)[-2:] == ["yy: no non-streaming result", "zz: no non-streaming result"]
+
+
+def _completion(**update) -> dict:
+    body = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "OK"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+    return {**body, **update}
+
+
+def test_openai_shape_problems() -> None:
+    from evals.usage import ProbeReply, check_openai_shape, shape_problems
+
+    assert shape_problems(_completion()) == []
+    no_id = {k: v for k, v in _completion().items() if k != "id"}
+    assert shape_problems(no_id) == ["id: Field required"]
+    odd = _completion(choices=[{"index": 0, "finish_reason": "end_turn",
+                                "message": {"role": "assistant", "content": "OK"}}])
+    assert shape_problems(odd) == ["choices.0.finish_reason: 'end_turn' is not an OpenAI finish reason"]
+    assert shape_problems(_completion(choices=[]))[0].startswith("choices: List should have at least 1")
+    whole = ProbeReply(probe="short", ok=True, body=_completion())
+    streamed = ProbeReply(probe="stream", ok=True, chunks=[{"choices": []}], body={})
+    check = check_openai_shape([whole, streamed])
+    assert check.outcome == "pass" and check.reason == "1 replies are OpenAI chat completions"
+    bad = check_openai_shape([ProbeReply(probe="short", ok=True, body=odd)])
+    assert bad.outcome == "fail"
+    assert bad.reason == "short: choices.0.finish_reason: 'end_turn' is not an OpenAI finish reason"
+
+
+def test_tool_result_round_trip_rules() -> None:
+    from evals.usage import ProbeReply, check_tool_result
+
+    def reply(finish: str, content) -> ProbeReply:
+        return ProbeReply(probe="tool_result", ok=True, body=_completion(choices=[
+            {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}]))
+
+    assert check_tool_result(reply("stop", "It is sunny.")).outcome == "pass"
+    length = check_tool_result(reply("length", "It"))
+    assert length.reason == "finish_reason 'length' after the tool result, expected 'stop'"
+    for empty in ("  ", None):
+        assert check_tool_result(reply("stop", empty)).reason == "no answer text after the tool result"
+    lost = check_tool_result(ProbeReply(probe="tool_result", ok=False, error="skipped"))
+    assert lost.outcome == "error" and lost.reason == "no answer: tool_result: skipped"
+
+
+def test_prices_and_check_reasons_are_bounded() -> None:
+    from evals.usage import Prices, UsageCheck, _check
+
+    prices = Prices(input_per_token=2.0, output_per_token=3.0)
+    assert prices.cost({"prompt_tokens": 10, "completion_tokens": 2}) == 26.0
+    assert prices.cost({"prompt_tokens": None}) == 0.0
+    many = _check("n", [f"p{i}" for i in range(7)], "fine", extra=1)
+    assert isinstance(many, UsageCheck)
+    assert (many.outcome, many.reason, many.details) == ("fail", "p0; p1; p2; p3; p4", {"extra": 1})
+    assert _check("n", [], "fine").reason == "fine"
+
+
+def test_leaks_name_the_place() -> None:
+    from evals.usage import ProbeReply, leaks
+
+    reply = ProbeReply(probe="short", ok=True, headers={"authorization": "Bearer x",
+                                                        "x-extra": "sk-ant-api03-abcdefghij"})
+    reply.raw = "body with s3cr3t inside"
+    assert leaks([reply], secrets=["s3cr3t", ""]) == [
+        "short: body carries a provider key",
+        "short: header x-extra carries a provider key",
+        "short: header authorization is a credential header",
+    ]
