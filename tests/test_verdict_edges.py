@@ -1655,3 +1655,50 @@ def test_leaks_name_the_place() -> None:
         "short: header x-extra carries a provider key",
         "short: header authorization is a credential header",
     ]
+
+
+def test_every_embeddings_check_passes_the_gates_retry_policy_down(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import evals.embeddings as emb
+    from evals.model_calls import CallOutcome, RetryPolicy
+
+    policy = RetryPolicy(attempts=2, initial_s=0.0, max_s=0.0)
+    seen = []
+
+    def fake(client, model, inputs, *, policy=None, encoding_format="float"):
+        seen.append(policy)
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        data = [SimpleNamespace(index=i, embedding=[1.0, 0.0] if encoding_format == "float" else "AACAPwAAAAA=")
+                for i in range(len(texts))]
+        return CallOutcome(ok=True, status=200,
+                           value=SimpleNamespace(data=data, usage=SimpleNamespace(prompt_tokens=3)))
+
+    monkeypatch.setattr(emb, "embeddings", fake)
+    client = object()
+    emb.check_dimension(client, "m", 2, policy=policy)
+    emb.check_normalized(client, "m", policy=policy)
+    emb.check_batch_consistency(client, "m", policy=policy)
+    emb.check_base64(client, "m", policy=policy)
+    emb.check_triplets(client, "m", _triplets(2), policy=policy)
+    emb.check_overlength(client, "m", 4, policy=policy)
+    emb.check_batch_limit(client, "m", 2, policy=policy)
+    emb.check_usage(client, "m", policy=policy)
+    assert len(seen) >= 9 and all(p is policy for p in seen)
+
+
+@pytest.mark.parametrize(("usage", "reason"), [
+    (None, "usage.prompt_tokens None (must be a positive integer)"),
+    ({}, "usage.prompt_tokens None (must be a positive integer)"),
+    ({"prompt_tokens": 0}, "usage.prompt_tokens 0 (must be a positive integer)"),
+    ({"prompt_tokens": 7}, "usage.prompt_tokens 7"),
+])
+def test_embedding_usage_reasons(monkeypatch, usage, reason) -> None:
+    from types import SimpleNamespace
+
+    from evals.model_calls import CallOutcome
+
+    value = SimpleNamespace(data=[SimpleNamespace(index=0, embedding=[1.0])],
+                            usage=None if usage is None else SimpleNamespace(**usage))
+    emb = _serve_vectors(monkeypatch, None, outcome=lambda inputs: CallOutcome(ok=True, value=value))
+    assert emb.check_usage(object(), "m").reason == reason
