@@ -1702,3 +1702,18 @@ def test_embedding_usage_reasons(monkeypatch, usage, reason) -> None:
                             usage=None if usage is None else SimpleNamespace(**usage))
     emb = _serve_vectors(monkeypatch, None, outcome=lambda inputs: CallOutcome(ok=True, value=value))
     assert emb.check_usage(object(), "m").reason == reason
+
+
+def test_embeddings_check_defaults_and_reasons(monkeypatch) -> None:
+    emb = _serve_vectors(monkeypatch, lambda t, b: [1.0009765625, 0.0])  # |norm - 1| < 1e-3
+    near = emb.check_normalized(object(), "m")
+    assert near.outcome == "pass" and near.reason == "max |L2 norm - 1| = 9.8e-04 <= 0.001"
+    assert near.details == {"max_norm_error": 0.0009765625, "tolerance": 1e-3}
+    emb = _serve_vectors(monkeypatch, lambda t, b: [1.001953125, 0.0])  # just over 1e-3
+    far = emb.check_normalized(object(), "m")
+    assert far.outcome == "fail" and far.reason == "max |L2 norm - 1| = 2.0e-03 > 0.001"
+    dims = emb.check_dimension(object(), "m", 2)
+    assert (dims.reason, dims.details) == ("dimension 2", {"dimensions": [2], "expected": 2})
+    # A batch vector at cosine 0.99995 passes the default 0.999 minimum.
+    emb = _serve_vectors(monkeypatch, lambda t, batched: [1.0, 0.01] if batched else [1.0, 0.0])
+    assert emb.check_batch_consistency(object(), "m").outcome == "pass"
