@@ -1717,3 +1717,59 @@ def test_embeddings_check_defaults_and_reasons(monkeypatch) -> None:
     # A batch vector at cosine 0.99995 passes the default 0.999 minimum.
     emb = _serve_vectors(monkeypatch, lambda t, batched: [1.0, 0.01] if batched else [1.0, 0.0])
     assert emb.check_batch_consistency(object(), "m").outcome == "pass"
+
+
+def test_base64_answer_missing_a_vector_fails(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from evals.model_calls import CallOutcome
+
+    def answer(inputs, encoding_format):
+        count = len(inputs) if encoding_format == "float" else 1  # base64: one vector short
+        data = [SimpleNamespace(index=i, embedding=[1.0, 0.0] if encoding_format == "float"
+                                else "AACAPwAAAAA=") for i in range(count)]
+        return CallOutcome(ok=True, status=200, value=SimpleNamespace(data=data, usage=None))
+
+    import evals.embeddings as emb
+
+    monkeypatch.setattr(emb, "embeddings", lambda c, m, inputs, *, policy=None, encoding_format="float":
+                        answer(inputs, encoding_format))
+    check = emb.check_base64(object(), "m")
+    assert check.outcome == "fail" and check.reason == "base64 gave 1 vectors for 2 inputs"
+
+
+def test_vector_helpers_edges() -> None:
+    from evals.embeddings import cosine, decode_base64
+
+    assert cosine([0.0, 0.0], [1.0, 0.0]) == 0.0  # a zero vector is like nothing
+    with pytest.raises(ValueError, match="different lengths 1 and 2"):
+        cosine([1.0], [1.0, 0.0])
+    assert decode_base64("AACAPwAAAAA=") == [1.0, 0.0]
+    with pytest.raises(ValueError):
+        decode_base64("AACA!PwAAAAA=")  # a stray character is refused, not skipped
+    with pytest.raises(ValueError, match="not a whole number of float32"):
+        decode_base64("AAAA")
+
+
+def test_embeddings_check_names_and_triplet_default(monkeypatch) -> None:
+    def vector(text: str, _batched: bool) -> list[float]:
+        if text[0] == "a":
+            return [1.0, 0.0]
+        hit = text[0] == "p" and int(text[1:]) > 0 or text[0] == "u" and int(text[1:]) == 0
+        return [1.0, 0.1] if hit else [0.0, 1.0]
+
+    emb = _serve_vectors(monkeypatch, vector)
+    triplets = emb.check_triplets(object(), "m", _triplets(10))  # 9/10 = the default 90%
+    assert (triplets.name, triplets.outcome) == ("triplets", "pass")
+    assert triplets.reason == "triplets 9/10 (90% >= 90%); missed t0"
+    names = [emb.check_dimension(object(), "m", 2).name, emb.check_normalized(object(), "m").name,
+             emb.check_batch_consistency(object(), "m").name, emb.check_base64(object(), "m").name,
+             emb.check_overlength(object(), "m", 2).name, emb.check_batch_limit(object(), "m", 2).name,
+             emb.check_usage(object(), "m").name]
+    assert names == ["dimension", "normalized", "batch_consistency", "base64", "overlength_input",
+                     "batch_over_limit", "usage"]
+    batch = emb.check_batch_consistency(object(), "m", 0.5)
+    assert batch.details == {"cosine": 1.0, "min_cosine": 0.5}
+    assert batch.reason == "alone vs in a batch of 6: cosine 1.000000"
+    b64 = emb.check_base64(object(), "m")
+    assert b64.reason == "float and base64 differ by at most 0.0e+00"
