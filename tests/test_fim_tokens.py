@@ -193,3 +193,23 @@ def test_fim_reasons_and_status_in_full() -> None:
                               "the path")
     with pytest.raises(ValueError, match="has no cases to judge"):
         judge_fim(FimScore(label="x", model="m", cases=[]), 0.5, 0.5)
+
+
+def test_unanswered_or_empty_results_are_not_scored_and_indentation_counts() -> None:
+    from types import SimpleNamespace
+
+    from evals.fim import FimCallResult, FimRun, score_fim
+
+    cases = _cases()
+    shifted = "\n".join("  " + line for line in cases[1].middle.splitlines())
+    results = [
+        FimCallResult(case_id=cases[0].case_id, answered=False, middle=cases[0].middle),
+        FimCallResult(case_id=cases[1].case_id, answered=True, middle=shifted),
+        FimCallResult(case_id=cases[2].case_id, answered=True, middle=cases[2].middle + "abc"),
+    ]
+    score = score_fim(FimRun(label="vkey", model="m", fim_family="qwen2.5-coder", results=results),
+                      cases, checker=lambda p, c: SimpleNamespace(status="failed"))
+    assert score.cases[0].answered is False and score.cases[0].check_status is None
+    assert score.cases[1].exact_match is False  # indentation is part of the code
+    ratio = difflib.SequenceMatcher(None, results[2].middle, cases[2].middle).ratio()
+    assert score.cases[2].edit_similarity == round(ratio, 4) != ratio

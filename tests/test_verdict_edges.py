@@ -1773,3 +1773,37 @@ def test_embeddings_check_names_and_triplet_default(monkeypatch) -> None:
     assert batch.reason == "alone vs in a batch of 6: cosine 1.000000"
     b64 = emb.check_base64(object(), "m")
     assert b64.reason == "float and base64 differ by at most 0.0e+00"
+
+
+def test_limit_checks_send_enough_and_say_what_happened(monkeypatch) -> None:
+    sent: list = []
+
+    def vector(text: str, _batched: bool) -> list[float]:
+        sent.append(text)
+        return [1.0]
+
+    emb = _serve_vectors(monkeypatch, vector)
+    over = emb.check_overlength(object(), "m", 4)
+    assert len(sent[-1].split(" ")) == 8  # twice the token limit, in words
+    assert over.reason == "input over 4 tokens: truncated (200)"
+    assert over.details == {"handling": "truncated", "prompt_tokens": 7}
+    batch = emb.check_batch_limit(object(), "m", 2)
+    assert batch.reason == "batch of 3 > 2: accepted (200)"
+    from evals.model_calls import CallOutcome
+
+    long = "x" * 200
+    refused = CallOutcome(ok=False, status=413, error_kind="http_4xx", message=f"Error code: 413 - {long}")
+    emb = _serve_vectors(monkeypatch, None, outcome=lambda inputs: refused)
+    check = emb.check_batch_limit(object(), "m", 2)
+    assert check.reason == f"batch of 3 > 2: refused 413 ({'x' * 160})"
+    assert check.details == {"handling": "refused", "status": 413}
+
+
+def test_triplet_failure_reason_and_details(monkeypatch) -> None:
+    emb = _serve_vectors(monkeypatch, lambda t, b: [1.0, 0.0] if t[0] == "a" else
+                         ([0.0, 1.0] if (t[0] == "p") == (int(t[1:]) < 2) else [1.0, 0.1]))
+    check = emb.check_triplets(object(), "m", _triplets(10), 0.9)
+    assert check.reason == "triplets 8/10 (80% < 90%); missed t0, t1"
+    assert check.details == {"passed": 8, "total": 10, "missed": ["t0", "t1"]}
+    clean = _serve_vectors(monkeypatch, lambda t, b: [1.0, 0.0] if t[0] != "u" else [0.0, 1.0])
+    assert clean.check_triplets(object(), "m", _triplets(2), 0.9).reason == "triplets 2/2 (100% >= 90%)"
