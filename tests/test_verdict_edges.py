@@ -1807,3 +1807,54 @@ def test_triplet_failure_reason_and_details(monkeypatch) -> None:
     assert check.details == {"passed": 8, "total": 10, "missed": ["t0", "t1"]}
     clean = _serve_vectors(monkeypatch, lambda t, b: [1.0, 0.0] if t[0] != "u" else [0.0, 1.0])
     assert clean.check_triplets(object(), "m", _triplets(2), 0.9).reason == "triplets 2/2 (100% >= 90%)"
+
+
+def test_budget_costs_count_completion_tokens_and_missing_usage(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import evals.budget as budget
+    from evals.model_calls import CallOutcome
+
+    def answer(usage):
+        return CallOutcome(ok=True, status=200, value=SimpleNamespace(usage=usage))
+
+    replies = iter([answer(SimpleNamespace(prompt_tokens=16, completion_tokens=4))] * 2 + [_refusal()])
+    monkeypatch.setattr(budget, "embeddings", lambda *a, **k: next(replies))
+    out_price = 2.0 ** -8
+    result = budget.run_budget_binding(
+        object(), "e", max_budget=2 * (COST + 4 * out_price), input_cost_per_token=PRICE,
+        output_cost_per_token=out_price, read_spend=lambda: 2 * (COST + 4 * out_price),
+        spend_timeout_s=0.05, spend_interval_s=0.0)
+    assert result.outcome == "pass", result.reason
+    assert result.requests[0].cost == COST + 4 * out_price and result.requests[0].completion_tokens == 4
+    for usage in (SimpleNamespace(), None, SimpleNamespace(prompt_tokens=None)):
+        replies = iter([answer(usage)])
+        empty = budget.run_budget_binding(object(), "e", max_budget=1.0, input_cost_per_token=PRICE,
+                                          read_spend=lambda: 0.0, spend_timeout_s=0.05)
+        assert empty.outcome == "fail" and "without usage.prompt_tokens" in empty.reason
+    replies = iter([answer(SimpleNamespace(prompt_tokens=16))] * 3 + [_refusal()])
+    no_completion = budget.run_budget_binding(
+        object(), "e", max_budget=3 * COST, input_cost_per_token=PRICE, output_cost_per_token=1.0,
+        read_spend=lambda: 3 * COST, spend_timeout_s=0.05)
+    assert no_completion.outcome == "pass" and no_completion.requests[0].completion_tokens == 0
+
+
+def test_budget_tiny_costs_compare_within_the_absolute_tolerance(monkeypatch) -> None:
+    import evals.budget as budget
+
+    tiny = 2.0 ** -50  # 16 tokens cost 1.4e-14 USD: a header of 0 is equal to rounding
+    replies = iter([_answer(cost_header=0.0)] * 3 + [_refusal()])
+    monkeypatch.setattr(budget, "embeddings", lambda *a, **k: next(replies))
+    result = budget.run_budget_binding(object(), "e", max_budget=3 * 16 * tiny, input_cost_per_token=tiny,
+                                       read_spend=lambda: 3 * 16 * tiny, spend_timeout_s=0.05)
+    assert result.outcome == "pass", result.reason
+
+
+def test_usage_and_fim_join_every_reason() -> None:
+    v = judge_usage(_usage("error", "fail", "error"), "litellm")
+    assert v.reason == "c0: r0; c2: r2"
+    long = [UsageCheck(name="c", outcome="error", reason="x" * 400) for _ in range(2)]
+    assert len(judge_usage(long, "litellm").reason) == 500
+    both = judge_fim(_fim_score(9, 3), 0.5, 0.1)
+    assert both.reason == ("functional 45% < 50%; mangled 3/20 (15% > 10%): an instruct model or a "
+                           "chat template in the path")
