@@ -1858,3 +1858,23 @@ def test_usage_and_fim_join_every_reason() -> None:
     both = judge_fim(_fim_score(9, 3), 0.5, 0.1)
     assert both.reason == ("functional 45% < 50%; mangled 3/20 (15% > 10%): an instruct model or a "
                            "chat template in the path")
+
+
+def test_budget_request_log_keeps_the_gateways_headers(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import evals.budget as budget
+    from evals.model_calls import CallOutcome
+
+    answer = CallOutcome(ok=True, status=200, headers={"x-litellm-key-spend": "0.5",
+                                                       "x-litellm-response-cost": repr(COST)},
+                         value=SimpleNamespace(usage=SimpleNamespace(prompt_tokens=16,
+                                                                     completion_tokens=100)))
+    replies = iter([answer] * 3 + [_refusal()])
+    monkeypatch.setattr(budget, "embeddings", lambda *a, **k: next(replies))
+    # No output price given: completion tokens cost nothing.
+    result = budget.run_budget_binding(object(), "e", max_budget=3 * COST, input_cost_per_token=PRICE,
+                                       read_spend=lambda: 3 * COST, spend_timeout_s=0.05)
+    assert result.outcome == "pass", result.reason
+    first = result.requests[0]
+    assert (first.status, first.reported_spend, first.reported_cost, first.cost) == (200, 0.5, COST, COST)
