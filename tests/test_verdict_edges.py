@@ -1878,3 +1878,14 @@ def test_budget_request_log_keeps_the_gateways_headers(monkeypatch) -> None:
     assert result.outcome == "pass", result.reason
     first = result.requests[0]
     assert (first.status, first.reported_spend, first.reported_cost, first.cost) == (200, 0.5, COST, COST)
+
+
+def test_spend_delta_details_and_absolute_tolerance() -> None:
+    from evals.usage import check_spend_delta, shape_problems
+
+    near_zero = check_spend_delta(1e-13, 0.0)
+    assert near_zero.outcome == "pass"  # float noise on a free model is not a spend
+    assert near_zero.details == {"spend_delta": 1e-13, "expected": 0.0}
+    off = check_spend_delta(2e-6, 1e-6)
+    assert off.reason == ("the key's spend grew by 2e-06 USD, list price x tokens is 1e-06 USD")
+    assert shape_problems([])[0].startswith("(body): Input should be a valid dictionary")
