@@ -1889,3 +1889,52 @@ def test_spend_delta_details_and_absolute_tolerance() -> None:
     off = check_spend_delta(2e-6, 1e-6)
     assert off.reason == ("the key's spend grew by 2e-06 USD, list price x tokens is 1e-06 USD")
     assert shape_problems([])[0].startswith("(body): Input should be a valid dictionary")
+
+
+def test_stream_usage_failures_in_full() -> None:
+    from evals.usage import ProbeReply, check_stream_usage
+
+    usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+    silent = [{"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]},
+              {"choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]},
+              {"choices": [], "usage": usage}]
+    check = check_stream_usage(ProbeReply(probe="stream", ok=True, chunks=silent, done=True))
+    assert (check.outcome, check.reason) == ("fail", "the stream carried no text")
+    assert check.details == {"chunks": 3, "usage": usage}
+    no_usage = [*silent[:2], {"choices": [], "usage": None}]
+    check = check_stream_usage(ProbeReply(probe="stream", ok=True, chunks=no_usage, done=True))
+    assert check.reason == "the last chunk is not a usage chunk (choices [] with usage); the stream carried no text"
+
+
+def test_finish_reason_reasons_and_details() -> None:
+    from evals.usage import check_finish_reason
+
+    def reply(calls, finish="tool_calls"):
+        return _reply("tool", choices=[{"index": 0, "finish_reason": finish,
+                                        "message": {"role": "assistant", "content": None,
+                                                    "tool_calls": calls}}])
+
+    none = check_finish_reason("tc", reply([]), "tool_calls", tool="get_weather")
+    assert none.reason == "no tool_calls in the message" and none.details == {"finish_reason": "tool_calls"}
+    not_object = check_finish_reason("tc", reply([{"function": {"name": "get_weather", "arguments": "1"}}]),
+                                     "tool_calls", tool="get_weather")
+    assert not_object.reason == "tool call arguments are not a JSON object"
+    not_json = check_finish_reason("tc", reply([{"function": {"name": "get_weather", "arguments": "{x"}}]),
+                                   "tool_calls", tool="get_weather")
+    assert not_json.reason == "tool call arguments are not JSON: '{x'"
+    ok = check_finish_reason("s", reply(None, "stop"), "stop")
+    assert ok.reason == "finish_reason 'stop' as provoked" and ok.details == {"finish_reason": "stop"}
+
+
+def test_known_secrets_and_tiny_costs_in_the_usage_checks() -> None:
+    from evals.usage import Prices, check_no_provider_key, check_response_cost
+
+    leaked = _reply()
+    leaked.raw = "... s3cr3t-provider-key ..."
+    check = check_no_provider_key([leaked], secrets=["s3cr3t-provider-key"])
+    assert check.outcome == "fail" and check.reason == "short: body carries a provider key"
+    free = _reply()
+    free.headers["x-litellm-response-cost"] = "1e-13"  # rounding noise on a free model
+    cost = check_response_cost([free], Prices(input_per_token=0.0, output_per_token=0.0))
+    assert cost.outcome == "pass"
+    assert cost.details == {"costs": {"short": {"header": "1e-13", "expected": 0.0}}}
