@@ -1938,3 +1938,25 @@ def test_known_secrets_and_tiny_costs_in_the_usage_checks() -> None:
     cost = check_response_cost([free], Prices(input_per_token=0.0, output_per_token=0.0))
     assert cost.outcome == "pass"
     assert cost.details == {"costs": {"short": {"header": "1e-13", "expected": 0.0}}}
+
+
+def test_cache_convention_defaults_and_baselines() -> None:
+    from evals.usage import ProbeReply, check_cache_convention
+
+    def with_usage(probe: str, **usage) -> ProbeReply:
+        return ProbeReply(probe=probe, ok=True, body={"usage": usage})
+
+    one = with_usage("b", prompt_tokens=1)
+    read_all = with_usage("c", prompt_tokens=0, prompt_tokens_details={"cached_tokens": 1})
+    assert check_cache_convention(one, [read_all], "agentgateway").outcome == "pass"
+    off = with_usage("c", prompt_tokens=101, prompt_tokens_details={"cached_tokens": 5})
+    assert check_cache_convention(with_usage("b", prompt_tokens=100), [off], "litellm").outcome == "fail"
+    for baseline in (with_usage("b"), with_usage("b", prompt_tokens=0), ProbeReply(probe="b", ok=True)):
+        check = check_cache_convention(baseline, [read_all], "litellm")
+        assert (check.outcome, check.reason) == ("fail", "the uncached call reported no prompt_tokens")
+    no_prompt = with_usage("c", cache_read_input_tokens=90, cache_creation_input_tokens=10)
+    check = check_cache_convention(with_usage("b", prompt_tokens=100), [no_prompt], "agentgateway")
+    assert check.outcome == "pass"
+    assert check.details["cached_calls"] == [{"probe": "c", "prompt_tokens": 0, "cached_tokens": 90,
+                                              "cache_write_tokens": 10}]
+    assert check.details["uncached_prompt_tokens"] == 100 and check.details["convention"] == "agentgateway"
