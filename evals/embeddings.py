@@ -188,8 +188,11 @@ def check_base64(client: openai.OpenAI, model: str, max_abs_diff: float = 1e-5, 
     outcome = _call(client, model, list(_TEXTS[:2]), policy, encoding_format="base64")
     if not outcome.ok:
         return _error(name, outcome)
+    if len(outcome.value.data) != len(floats):  # a missing vector must not pass unchecked
+        return EmbeddingCheck(name=name, outcome="fail",
+                              reason=f"base64 gave {len(outcome.value.data)} vectors for {len(floats)} inputs")
     worst = 0.0
-    for f_vec, item in zip(floats, sorted(outcome.value.data, key=lambda d: d.index), strict=False):
+    for f_vec, item in zip(floats, sorted(outcome.value.data, key=lambda d: d.index), strict=True):
         if not isinstance(item.embedding, str):
             return EmbeddingCheck(name=name, outcome="fail",
                                   reason=f"base64 requested, got {type(item.embedding).__name__}")
