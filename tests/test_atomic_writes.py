@@ -327,7 +327,11 @@ def test_latest_takes_the_newest_and_on_a_tie_the_last_appended(tmp_path: Path) 
 def test_status_of_marks_fail_and_error_and_their_reasons() -> None:
     assert status_of([_record(summary="ok")]) == "ok"
     assert status_of([_record(verdict="fail", summary="bad", reason="why")]) == "FAIL: bad"
-    assert status_of([_record(verdict="error", summary="e", reason="no answer")]) == "ERROR: e (no answer)"
-    assert status_of([_record(verdict="error", summary="e")]) == "ERROR: e"
+    # An ERROR with nothing proven before it carries its date (issue 19.4 keeps it beside a
+    # proven verdict otherwise).
+    errored = _record(verdict="error", summary="e", reason="no answer")
+    day = errored.finished_at.date().isoformat()
+    assert status_of([errored]) == f"ERROR {day}: e (no answer)"
+    assert status_of([_record(verdict="error", summary="e")]) == f"ERROR {day}: e"
     both = [_record(gate="a", summary="one"), _record(gate="b", verdict="fail", summary="two")]
     assert status_of(both) == "one; FAIL: two"

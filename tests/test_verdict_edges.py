@@ -688,13 +688,15 @@ def test_budget_never_refusing_within_max_requests(monkeypatch) -> None:
     assert "never refused: 2 requests answered" in result.reason and "at or past" not in result.reason
 
 
+# A refusal is LiteLLM's `budget_exceeded` type, whatever the status (CONTRACTS §1: 400, 429,
+# 422 by default since v1.104.0, settable): the type alone decides, the status is recorded.
 @pytest.mark.parametrize(("status", "error_type", "verdict"), [
     (400, "budget_exceeded", "pass"), (429, "budget_exceeded", "pass"),
-    (403, "budget_exceeded", "fail"), (401, "budget_exceeded", "fail"),
-    (429, "rate_limit_exceeded", "fail"), (400, None, "fail"),
+    (422, "budget_exceeded", "pass"), (403, "budget_exceeded", "pass"),
+    (429, "rate_limit_exceeded", "fail"), (400, None, "fail"), (422, None, "fail"),
 ])
-def test_budget_refusal_must_be_budget_exceeded_400_or_429(monkeypatch, status, error_type,
-                                                           verdict) -> None:
+def test_budget_refusal_is_known_by_its_type_alone(monkeypatch, status, error_type,
+                                                    verdict) -> None:
     result = _bind(monkeypatch, [_answer()] * 3 + [_refusal(status, error_type)])
     assert result.outcome == verdict, result.reason
 
@@ -1135,6 +1137,13 @@ def test_expected_dimensions_come_from_the_stand_in_only_when_it_serves() -> Non
         expected_dimensions(entry.model_copy(update={"dimensions": None}), _deployment(False, None))
 
 
+def _embeddings_config(**fields):
+    """The catalog's typed `gates.embeddings` block (its one required field filled in)."""
+    from deploy.gate_configs import EmbeddingsGateConfig
+
+    return EmbeddingsGateConfig(budget_usd=0.001, **fields)
+
+
 @pytest.mark.parametrize(("serve_args", "batch"), [
     (["--max-client-batch-size", "7"], 7), (["--max-client-batch-size=9"], 9),
     (["--other", "1", "--max-client-batch-size", "5"], 5), (["--max-client-batch-size"], 32), ([], 32),
@@ -1143,11 +1152,11 @@ def test_embeddings_batch_limit_is_read_from_the_serve_args(serve_args, batch) -
     from gates.embeddings.judge import gate_settings
 
     entry = _embeddings_entry(serve_args=serve_args, context=256)
-    gate = gate_settings(entry, {"min_triplet_rate": 0.8}, 384)
+    gate = gate_settings(entry, _embeddings_config(min_triplet_rate=0.8), 384)
     assert gate.max_batch_size == batch and gate.max_input_tokens == 256
     assert gate.min_triplet_rate == 0.8 and gate.dimensions == 384
     assert gate.normalization_tolerance == 1e-3 and gate.batch_cosine_min == 0.999  # defaults
-    assert gate_settings(entry, {"max_batch_size": 3}, 384).max_batch_size == 3
+    assert gate_settings(entry, _embeddings_config(max_batch_size=3), 384).max_batch_size == 3
 
 
 def _errored(label_index: int, error: str, stream: bool = False) -> ScenarioResult:
@@ -1392,7 +1401,8 @@ def test_latency_pass_reason_reads_below_target() -> None:
 def test_embeddings_gate_takes_every_catalog_threshold() -> None:
     from gates.embeddings.judge import gate_settings
 
-    config = {"min_triplet_rate": 0.8, "normalization_tolerance": 0.01, "batch_cosine_min": 0.99}
+    config = _embeddings_config(min_triplet_rate=0.8, normalization_tolerance=0.01,
+                                batch_cosine_min=0.99)
     gate = gate_settings(_embeddings_entry(context=None, serve_args=[]), config, 384)
     assert (gate.min_triplet_rate, gate.normalization_tolerance, gate.batch_cosine_min) == (
         0.8, 0.01, 0.99)
@@ -1554,8 +1564,8 @@ def test_budget_reasons_in_full(monkeypatch) -> None:
     wrong_type = _bind(monkeypatch, [_answer()] * 3 + [_refusal(429, "rate_limit")])
     assert wrong_type.reason == ("refused with 429 [rate_limit] instead of budget_exceeded: "
                                  "refused 429")
-    odd = _bind(monkeypatch, [_answer()] * 3 + [_refusal(403)])
-    assert odd.reason == "budget_exceeded came with status 403, not 400 or 429"
+    odd = _bind(monkeypatch, [_answer()] * 3 + [_refusal(403)])  # the type decides, not the status
+    assert odd.outcome == "pass" and odd.reason.startswith("refused with 403 budget_exceeded")
     early = _bind(monkeypatch, [_answer()] + [_refusal()])
     assert early.reason == ("refused at spend 0.0156 USD although the budget 0.0469 USD still had "
                             "room for the request")
@@ -1608,7 +1618,7 @@ def test_openai_shape_problems() -> None:
     assert shape_problems(odd) == ["choices.0.finish_reason: 'end_turn' is not an OpenAI finish reason"]
     assert shape_problems(_completion(choices=[]))[0].startswith("choices: List should have at least 1")
     whole = ProbeReply(probe="short", ok=True, body=_completion())
-    streamed = ProbeReply(probe="stream", ok=True, chunks=[{"choices": []}], body={})
+    streamed = ProbeReply(probe="stream", ok=True, chunks=[{"choices": []}], body={}, streamed=True)
     check = check_openai_shape([whole, streamed])
     assert check.outcome == "pass" and check.reason == "1 replies are OpenAI chat completions"
     bad = check_openai_shape([ProbeReply(probe="short", ok=True, body=odd)])
