@@ -11,6 +11,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 DONE = "done"  # the phase of an update that closes a gate test
+PREFIX = "modelgate "  # what a progress line starts with
 STARTING = "starting"  # a gate test began: its clock starts, nothing to say yet
 
 
@@ -121,9 +122,9 @@ class Display:
                 self.screen.park()
 
     def describe(self, held: _Gate, now: float, *, final: bool = False) -> str:
-        """`modelgate coder-chat/humaneval: scoring 12/20, 9 passed, 1m05s, ~40s left`."""
+        """`coder-chat/humaneval: scoring 12/20, 9 passed, 1m05s, ~40s left`."""
         u = held.update
-        head = f"modelgate {u.alias}/{u.gate}: "
+        head = f"{u.alias}/{u.gate}: "
         if final:
             tail = f"finished in {duration(now - held.started)}"
             if u.total or u.done:
@@ -162,13 +163,13 @@ class Display:
     def _say(self, text: str) -> None:
         if self.live:
             self.screen.park()
-        self.screen.line(text)
+        self.screen.line(PREFIX + text)
 
     def _redraw(self, *, force: bool) -> None:
         now = self.clock()
         if not self._gates or (not force and now - self._drawn_at < self.redraw_s):
             return
         self._drawn_at = now
-        text = " | ".join(self.describe(held, now) for held in self._gates.values())
+        text = PREFIX + " | ".join(self.describe(held, now) for held in self._gates.values())
         width = max(20, self.screen.width - 1)
         self.screen.live(text if len(text) <= width else text[: width - 1] + "…")
