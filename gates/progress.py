@@ -217,8 +217,9 @@ class ProgressPlugin:
             self.display.park()
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self) -> None:
-        if self.display is not None:
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # A setup or teardown that passed prints nothing: the live line may stay.
+        if self.display is not None and (report.when == "call" or not report.passed):
             self.display.park()
 
     @pytest.hookimpl(tryfirst=True)
@@ -233,8 +234,9 @@ def gate_name(item: pytest.Item) -> str:
     """A short name for a gate test: its parameter id, else its name without `test_`."""
     name = item.name
     if "[" in name and name.endswith("]"):
-        return name[name.index("[") + 1 : -1]
-    return name.removeprefix("test_")
+        name = name[name.index("[") + 1 : -1]
+    name = name.removeprefix("test_")
+    return name if len(name) <= 24 else name[:23] + "…"  # the live line holds several
 
 
 def _terminal_stream() -> IO[str] | None:
