@@ -133,6 +133,7 @@ class ProgressPlugin:
         self.config, self.display, self.forward, self.tail = config, display, forward, tail
         self.stream = stream
         self._stop = threading.Event()
+        self._finished_items: set[str] = set()  # gate tests whose call is over
         self._thread: threading.Thread | None = None
         if display is not None:
             self._thread = threading.Thread(target=self._run, name="modelgate-progress", daemon=True)
@@ -184,6 +185,8 @@ class ProgressPlugin:
         worker = parallel.worker_id(item.config)
 
         def callback(event: ProgressEvent) -> None:
+            if item.nodeid in self._finished_items:
+                return  # teardown (deleting the key, reading its spend) is not the gate's work
             self.send(Update(alias=alias, gate=gate, phase=event.phase, done=event.done,
                              total=event.total, passed=event.passed, label=event.label,
                              at=time.time(), worker=worker))
@@ -194,6 +197,7 @@ class ProgressPlugin:
                 return (yield)
         finally:  # a test whose setup failed never reached the call
             self._finished(item)
+            self._finished_items.discard(item.nodeid)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
@@ -206,7 +210,8 @@ class ProgressPlugin:
         from gates.core import item_alias
 
         alias = item_alias(item.config, item)
-        if alias is not None:
+        if alias is not None and item.nodeid not in self._finished_items:
+            self._finished_items.add(item.nodeid)
             self.send(Update(alias=alias, gate=gate_name(item), phase=DONE, at=time.time(),
                              worker=parallel.worker_id(item.config)))
 

@@ -204,3 +204,6 @@ def test_a_control_run_shows_each_phase_of_the_alias(tmp_path: Path, workers: li
     # No redraw per item in a log: 20 HumanEval items make a handful of lines.
     assert sum("coder-chat/" in line and "evaluating" in line for line in lines) <= 4
     assert "\x1b[K" not in run.output
+    # Teardown (deleting the key, which reads its spend) is not reported as more gate work.
+    assert sum(line.startswith("modelgate embeddings/") and "finished in" in line
+               for line in lines) == 1
