@@ -6,7 +6,7 @@ needs no edit here.
 
 from pathlib import Path
 
-pytest_plugins = ["gates.core", "gates.k8s_options"] + sorted(
+pytest_plugins = ["gates.core", "gates.k8s_options", "gates.progress"] + sorted(
     f"gates.{path.parent.name}.plugin"
     for path in (Path(__file__).parent / "gates").glob("*/plugin.py")
 )

@@ -23,6 +23,7 @@ import openai
 from pydantic import BaseModel, Field
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from evals import progress
 from evals.checks import Outcome
 from evals.model_calls import CallOutcome, RetryPolicy, embeddings, redact
 
@@ -143,8 +144,9 @@ def run_budget_binding(
     platform_error: BudgetRequest | None = None
     over = 0
     stopped = False  # the loop found a fault that makes going on pointless
+    count = progress.counter("budget check", None, "requests until the budget refuses")
     for index in range(max_requests):
-        outcome = embeddings(client, model, text, policy=policy)
+        outcome = count(embeddings(client, model, text, policy=policy))
         if outcome.ok:
             request = _answered(index, outcome, spent, input_cost_per_token, output_cost_per_token)
             requests.append(request)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import openai
 from pydantic import BaseModel, Field, ValidationError
 
+from evals import progress
 from evals.checks import CheckResult, Outcome
 from evals.model_calls import (
     CallOutcome,
@@ -360,15 +361,16 @@ class EmbeddingsGate(BaseModel):
 def run_embedding_checks(client: openai.OpenAI, model: str, gate: EmbeddingsGate,
                          triplets: Sequence[Triplet], *,
                          policy: RetryPolicy | None = None) -> list[EmbeddingCheck]:
+    count = progress.counter("evaluating", 8, "embeddings checks", passed=lambda c: c.passed)
     return [
-        check_dimension(client, model, gate.dimensions, policy=policy),
-        check_normalized(client, model, gate.normalization_tolerance, policy=policy),
-        check_batch_consistency(client, model, gate.batch_cosine_min, policy=policy),
-        check_base64(client, model, policy=policy),
-        check_triplets(client, model, triplets, gate.min_triplet_rate, policy=policy),
-        check_overlength(client, model, gate.max_input_tokens, policy=policy),
-        check_batch_limit(client, model, gate.max_batch_size, policy=policy),
-        check_usage(client, model, policy=policy),
+        count(check_dimension(client, model, gate.dimensions, policy=policy)),
+        count(check_normalized(client, model, gate.normalization_tolerance, policy=policy)),
+        count(check_batch_consistency(client, model, gate.batch_cosine_min, policy=policy)),
+        count(check_base64(client, model, policy=policy)),
+        count(check_triplets(client, model, triplets, gate.min_triplet_rate, policy=policy)),
+        count(check_overlength(client, model, gate.max_input_tokens, policy=policy)),
+        count(check_batch_limit(client, model, gate.max_batch_size, policy=policy)),
+        count(check_usage(client, model, policy=policy)),
     ]
 
 

@@ -133,6 +133,7 @@ def score_fim(
     scores = map_bounded(
         lambda r: _score_one(by_id[r.case_id], r, checker, problems),
         run.results, concurrency=concurrency, progress_label=f"FIM checks {run.label}",
+        phase="scoring", passed=lambda score: score.functional,
     )
     return FimScore(label=run.label, model=run.model, cases=scores)
 

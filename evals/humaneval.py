@@ -280,7 +280,8 @@ def run_humaneval(
     else:
         results = map_bounded(
             lambda item: _guarded(checker, *item), items, sandbox_concurrency,
-            "humaneval: checking", progress=progress,
+            "humaneval: checking", progress=progress, phase="scoring",
+            passed=lambda result: result.status == "passed",
         )
     for (_, record), result in zip(answered, results, strict=True):
         record.status = result.status

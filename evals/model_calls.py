@@ -36,6 +36,8 @@ from tenacity import (
     stop_after_delay,
 )
 
+from evals.progress import Phase
+from evals.progress import counter as progress_counter
 from evals.replies import MalformedReply, ReplyKind, StreamAudit, audited, iter_sse, parse_body
 
 T = TypeVar("T")
@@ -413,11 +415,15 @@ def map_bounded(
     progress_label: str | None = None,
     *,
     progress: bool = True,
+    phase: Phase = "evaluating",
+    passed: Callable[[R], bool] | None = None,
 ) -> list[R]:
     """`[fn(x) for x in items]` on at most `concurrency` threads, results in input order.
 
     A rich progress bar shows when `progress` is set, a label is given and stderr is a
-    terminal. The first exception raised by `fn` cancels the pending items and propagates.
+    terminal. Each finished item is also reported as a progress event of `phase` (see
+    `evals.progress`), counted as a pass when `passed(result)`. The first exception raised by
+    `fn` cancels the pending items and propagates.
     """
     items = list(items)
     if concurrency < 1:
@@ -433,11 +439,12 @@ def map_bounded(
         ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(items)))) as pool,
     ):
         task = bar.add_task(progress_label or "", total=len(items))
+        count = progress_counter(phase, len(items), progress_label or "", passed=passed)
         futures = {pool.submit(fn, item): index for index, item in enumerate(items)}
 
         def settle(done: set) -> None:
             for future in done:
-                results[futures[future]] = future.result()  # raises the worker's exception
+                results[futures[future]] = count(future.result())  # raises the worker's exception
                 bar.advance(task)
 
         pending = set(futures)

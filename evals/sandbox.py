@@ -42,6 +42,7 @@ from typing import Literal
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field
 
+from evals import progress
 from evals.sandbox_judge import prepare, trusted_check_source
 
 Status = Literal["passed", "failed", "timeout", "error"]
@@ -278,7 +279,9 @@ class Sandbox:
         items = list(items)
         workers = max(1, min(concurrency or os.cpu_count() or 1, len(items) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as pool:
-            return list(pool.map(lambda item: self.check_humaneval(*item), items))
+            count = progress.counter("scoring", len(items), "sandbox checks",
+                                     passed=lambda result: result.status == "passed")
+            return [count(r) for r in pool.map(lambda item: self.check_humaneval(*item), items)]
 
     # ------------------------------------------------------------ one run
 

@@ -229,4 +229,5 @@ def run_tool_loops(
                             timeout_s=timeout_s)
 
     label = f"tool loops ({'stream' if stream else 'non-stream'})"
-    return map_bounded(one, scenarios, concurrency, label, progress=progress)
+    return map_bounded(one, scenarios, concurrency, label, progress=progress,
+                       passed=lambda result: result.passed)

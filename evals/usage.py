@@ -27,6 +27,7 @@ from typing import Any, Literal
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from evals import progress
 from evals.checks import CheckResult
 from evals.model_calls import (
     DEFAULT_BUDGET_S,
@@ -477,8 +478,10 @@ def run_usage_checks(
     before = key_spend(0.0) if key_spend is not None else None
     base = {"model": model, "temperature": settings.temperature}
 
+    count = progress.counter("evaluating", 8, "usage probes", passed=lambda reply: reply.ok)
+
     def call(probe: str, **params: Any) -> ProbeReply:
-        return call_probe(client, probe, policy, settings.request_timeout_s, **base, **params)
+        return count(call_probe(client, probe, policy, settings.request_timeout_s, **base, **params))
 
     short = call("short", messages=[{"role": "user", "content": SHORT_QUESTION}],
                  max_tokens=settings.short_max_tokens)

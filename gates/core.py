@@ -378,11 +378,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     replayed = state.replayed or set()
     print_summary(view, state.statuses or {}, terminalreporter=terminalreporter,
                   notes=state.notes or [],
-                  replayed=lambda record: record.extra.get(resume.NODEID_KEY) in replayed)
+                  replayed=lambda record: record.extra.get(resume.NODEID_KEY) in replayed,
+                  report=state.html_report)
     terminalreporter.write_line(f"run id {state.run_id} (an interrupted run continues with "
                                 f"--resume {state.run_id})")
-    if state.html_report is not None:
-        terminalreporter.write_line(f"report: {state.html_report}")
 
 
 __all__ = ["default_outputs", "gate_scope"]

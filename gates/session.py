@@ -40,6 +40,7 @@ from deploy.litellm_admin import (
     redact_url,
 )
 from deploy.route_check import RouteCheckError, route_check
+from evals import progress
 from evals.response_cache import CacheScope, CacheSwitch, ResponseCache, caching_http_client
 from gates.parallel import GpuTurn, holds_exclusive_gpu
 from gates.verdicts import GatePlatformError, verdict_message
@@ -97,6 +98,7 @@ class SpendGuardedAdmin:
     def _reading_spend(self, key: Any) -> None:
         if getattr(key, "value", key) != self._key.value:
             return  # another key (e.g. a budget check's own): its requests never used the cache
+        progress.phase("budget check", label="reading the key's spend")
         self._switch.enabled = False
         if self._switch.hits:
             raise SpendAfterCacheHits(
@@ -275,6 +277,8 @@ class GateSession:
         if self.gpu_turn is not None and holds_exclusive_gpu(self.deployer, entry):
             # Released by the core plugin after the alias's last test, or at session end.
             self.gpu_turn.take(alias)
+        if alias not in self._deployments:  # deployers block until ready: one phase for both
+            progress.phase("deploying", label=f"starting {alias} and waiting for ready")
         try:
             deployment = self.deploy(alias)
         except Exception as exc:
@@ -289,6 +293,7 @@ class GateSession:
             max_budget=budget,
             metadata={"modelgate_run": self.run_id, "gate": gate},
         ) as key:
+            progress.phase("route check")
             check = route_check(self.gateway_url, key.value, entry)
             if not check.ok:
                 error = RouteCheckError(check.detail)
@@ -296,6 +301,7 @@ class GateSession:
                     entry, gate, "route check failed", error, started, deployment)
                 raise GatePlatformError(verdict_message(record)) from error
             switch = CacheSwitch()
+            progress.phase("evaluating")
             yield AliasContext(
                 entry=entry, deployment=deployment, gateway_url=self.gateway_url, key=key,
                 admin=SpendGuardedAdmin(self.admin, key, switch), session=self, gate=gate,
