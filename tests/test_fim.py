@@ -297,23 +297,60 @@ def test_direct_and_through_the_gateway_with_a_virtual_key(qwen_cases) -> None:
     assert verdict.status == "FIM /v1/completions 200 (direct + vkey), functional 4/4"
 
 
-def test_different_served_models_fail_the_comparison(qwen_cases) -> None:
+def test_a_gateway_routed_to_another_backend_fails_the_comparison(qwen_cases) -> None:
+    """The alias routed to a different backend: the gateway answers that backend's name."""
     cases = qwen_cases[:2]
+    master = "sk-master-fim-wrong-route"
     _b1, direct_server = _serve(cases, served_model=MODEL)
-    _b2, gateway_server = _serve(cases, served_model="some-other-model")
+    _b2, other_server = _serve(cases, served_model="some-other-model")
+    gateway = GatewayDouble(master)
+    gateway.register_model(
+        "coder-fim", {"model": "hosted_vllm/some-other-model", "api_base": other_server.url + "/v1"},
+        {"mode": "completion"},
+    )
     try:
-        direct = run_fim(_client(direct_server), MODEL, cases, QWEN, policy=ONCE)
-        vkey = run_fim(_client(gateway_server), "some-other-model", cases, QWEN, label="vkey",
-                       policy=ONCE)
+        with ThreadedServer(gateway) as gateway_server:
+            via = openai.OpenAI(base_url=gateway_server.url + "/v1", api_key=master, max_retries=0)
+            direct = run_fim(_client(direct_server), MODEL, cases, QWEN, policy=ONCE)
+            vkey = run_fim(via, "coder-fim", cases, QWEN, label="vkey", policy=ONCE)
     finally:
         direct_server.stop()
-        gateway_server.stop()
+        other_server.stop()
     comparison = compare_transports(direct, vkey)
     assert comparison.both_answered and not comparison.same_served_model and not comparison.ok
-    assert "some-other-model" in comparison.reason
+    assert "some-other-model" in comparison.reason and MODEL in comparison.reason
     score = score_fim(direct, cases)
     verdict = judge_fim(score, 0.5, 0.5, comparison=comparison)
     assert verdict.verdict == "fail" and "served model" in verdict.reason
+
+
+def _run(label: str, asked: str, answered: list[str]) -> FimRun:
+    return FimRun(label=label, model=asked, fim_family=QWEN, results=[
+        FimCallResult(case_id=f"c{i}", answered=True, status=200, middle="x", served_model=name)
+        for i, name in enumerate(answered)])
+
+
+@pytest.mark.parametrize(("answered", "ok"), [
+    ([MODEL, MODEL], True),  # a gateway that passes the backend's `model` on (vLLM behind it)
+    (["coder-fim", "coder-fim"], True),  # LiteLLM answers with the alias it was asked for
+    ([f"hosted_vllm/{MODEL}"], True),  # the provider route in front of the served name
+    (["some-other-model"], False),  # routed elsewhere
+    (["coder-fim", "some-other-model"], False),  # one case routed elsewhere
+    (["coder-chat"], False),  # another alias is not the one asked for
+    ([], False),  # no reply named a model
+])
+def test_the_gateway_may_name_the_served_model_or_the_alias_asked(answered, ok) -> None:
+    direct = _run("direct", MODEL, [MODEL] * max(len(answered), 1))
+    comparison = compare_transports(direct, _run("vkey", "coder-fim", answered))
+    assert comparison.same_served_model is ok and comparison.ok is ok, comparison.reason
+    if not ok:  # the reason names both sides
+        assert MODEL in comparison.reason and "'coder-fim'" in comparison.reason
+
+
+def test_the_direct_run_must_name_one_served_model() -> None:
+    direct = _run("direct", MODEL, [MODEL, "another-served-name"])
+    comparison = compare_transports(direct, _run("vkey", "coder-fim", ["coder-fim", "coder-fim"]))
+    assert not comparison.same_served_model and not comparison.ok
 
 
 def test_unanswered_requests_are_an_error_not_a_fail(qwen_cases) -> None:
