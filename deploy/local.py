@@ -14,12 +14,19 @@ from fixtures.platform.standin_models import StandIn
 
 # LiteLLM provider prefixes per mode (CONTRACTS.md §1): hosted_vllm forwards prompts unchanged.
 _PROVIDER = {"chat": "hosted_vllm", "completion": "hosted_vllm", "embedding": "hosted_vllm"}
+# LiteLLM's `openai/` provider refuses to call an api_base without a key (500 "Missing
+# credentials"). The egress holds the provider key and ignores this one: a placeholder, not a secret.
+EGRESS_PLACEHOLDER_KEY = "placeholder-the-egress-holds-the-provider-key"
 
 
 def litellm_params(entry: AliasEntry, api_base: str, served_model_name: str | None = None) -> dict:
+    """The alias's `litellm_params` as real LiteLLM needs them (CONTRACTS.md §1)."""
     # An external alias reaches its egress (agentgateway) as an ordinary OpenAI backend.
     provider = "openai" if entry.backend == "external" else _PROVIDER[entry.mode]
-    return {"model": f"{provider}/{served_model_name or entry.served_model_name}", "api_base": api_base}
+    params = {"model": f"{provider}/{served_model_name or entry.served_model_name}", "api_base": api_base}
+    if provider == "openai":
+        params["api_key"] = EGRESS_PLACEHOLDER_KEY
+    return params
 
 
 def model_info(entry: AliasEntry, standin: StandIn | None = None) -> dict:

@@ -112,7 +112,10 @@ def run_fim(
 
 
 class TransportComparison(BaseModel):
-    """Did both transports answer 200 for every case, from the same served model?"""
+    """Did both transports answer 200 for every case, from the same backend?
+
+    `same_served_model`: the gateway answered as the direct backend's served name or as the
+    alias it was asked for (see `compare_transports`)."""
 
     ok: bool
     both_answered: bool
@@ -136,21 +139,29 @@ def served_name(model: str) -> str:
 
 
 def compare_transports(direct: FimRun, via_gateway: FimRun) -> TransportComparison:
-    """Both runs answered 200 for every case, and each names one and the same served model."""
+    """Both runs answered 200 for every case, and the gateway routed to the direct backend.
+
+    The direct run must name one served model. The gateway's replies may name that served model
+    (a gateway that passes the backend's `model` on) or the alias they were asked for (LiteLLM
+    answers with the requested alias): either proves the route; any other name does not.
+    """
     both = direct.all_answered and via_gateway.all_answered
     d_models = sorted({served_name(m) for m in direct.served_models})
     g_models = sorted({served_name(m) for m in via_gateway.served_models})
-    same = len(d_models) == 1 and d_models == g_models
+    alias = via_gateway.model
+    same = len(d_models) == 1 and bool(g_models) and set(g_models) <= {d_models[0], alias}
     problems = []
     for run in (direct, via_gateway):
         if not run.all_answered:
             problems.append(f"{run.label} answered {run.answered}/{len(run.results)}")
     if not same:
         problems.append(f"served model {d_models or 'none'} ({direct.label}) vs "
-                        f"{g_models or 'none'} ({via_gateway.label})")
+                        f"{g_models or 'none'} ({via_gateway.label}, asked for {alias!r}): the "
+                        "gateway must answer with the direct served name or the alias")
     reason = "; ".join(problems) or (
         f"{direct.label} and {via_gateway.label} answered 200 for all {len(direct.results)} cases "
         f"from {d_models[0]}"
+        + (f" (the gateway names it {alias!r})" if g_models == [alias] != d_models else "")
     )
     return TransportComparison(
         ok=both and same, both_answered=both, same_served_model=same,

@@ -135,6 +135,28 @@ def _is_output(delta: Mapping[str, Any]) -> bool:
     return bool(delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content"))
 
 
+def is_usage_chunk(payload: Mapping[str, Any]) -> bool:
+    """Is `payload` an end-of-stream usage chunk (`stream_options.include_usage`)?
+
+    It carries a `usage` object and no output: OpenAI and vLLM send `choices: []`; LiteLLM
+    (1.108.7, `CustomStreamWrapper`) sends `choices: [{"index": 0, "delta": {}}]`. A choice
+    whose delta is empty (no content, tool call or reasoning fragment) and has no finish_reason
+    is not a content delta, so both shapes count.
+    """
+    if not isinstance(payload.get("usage"), Mapping):
+        return False
+    choices = payload.get("choices")
+    if not isinstance(choices, list):  # `choices` is required in every chunk, even this one
+        return False
+    for choice in choices:
+        if not isinstance(choice, Mapping) or choice.get("finish_reason") or choice.get("text"):
+            return False
+        delta = choice.get("delta")
+        if delta is not None and (not isinstance(delta, Mapping) or _is_output(delta)):
+            return False
+    return True
+
+
 @dataclass
 class StreamAudit:
     """Watches a stream's payloads; `check()` says whether it ended properly.

@@ -7,12 +7,14 @@ real provider. Each condition is provoked the way a real model can be made to sh
 
 - a short answer -> `finish_reason` "stop"; `max_tokens=1` -> "length"; a tool the model must
   call (`tool_choice: "required"`) -> "tool_calls", then the tool's result -> "stop";
-- a streamed reply with `include_usage` -> a final chunk with `choices: []` and `usage`;
+- a streamed reply with `include_usage` -> a final usage chunk (`choices: []`, or LiteLLM's
+  one empty-delta choice: `evals.replies.is_usage_chunk`);
 - one long system prompt sent without, then twice with, a `cache_control` breakpoint: the
   uncached call fixes the prompt size P, and the cached calls must report P as the declared
   convention says (agentgateway: prompt + cached + cache writes = P; LiteLLM: prompt = P);
-- every reply's `x-litellm-response-cost` and the key's spend delta equal the list price
-  times the reported tokens; no reply or header carries a provider key.
+- every reply's `x-litellm-response-cost` and the key's spend delta equal what LiteLLM bills
+  for the reported usage at the list prices (`Prices.cost`); no reply or header carries a
+  provider key.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from evals.model_calls import (
     request_timeout,
     stream_payloads,
 )
-from evals.replies import StreamAudit, parse_body
+from evals.replies import StreamAudit, is_usage_chunk, parse_body
 
 Convention = Literal["agentgateway", "litellm"]
 OPENAI_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
@@ -66,15 +68,52 @@ class UsageCheck(CheckResult):
 
 
 class Prices(BaseModel):
-    """List prices in USD per token (the catalog's)."""
+    """List prices in USD per token (the catalog's); cache prices default to the input price."""
 
     model_config = ConfigDict(frozen=True)
     input_per_token: float = Field(ge=0)
     output_per_token: float = Field(ge=0)
+    cache_read_per_token: float | None = Field(default=None, ge=0)  # cache_read_input_token_cost
+    cache_write_per_token: float | None = Field(default=None, ge=0)  # cache_creation_input_token_cost
 
     def cost(self, usage: Mapping[str, Any]) -> float:
-        return (int(usage.get("prompt_tokens") or 0) * self.input_per_token
-                + int(usage.get("completion_tokens") or 0) * self.output_per_token)
+        """What LiteLLM 1.108.7 bills for `usage` (`x-litellm-response-cost`, key spend).
+
+        LiteLLM's `generic_cost_per_token` (litellm/litellm_core_utils/llm_cost_calc/utils.py),
+        for a deployment priced per token with no audio, image or tiered prices:
+
+            read  = prompt_tokens_details.cached_tokens (LiteLLM's Usage moves Anthropic's
+                    top-level cache_read_input_tokens there)
+            write = prompt_tokens_details.cache_write_tokens, else .cache_creation_tokens
+                    (else the top-level cache_creation_input_tokens)
+            text  = prompt_tokens_details.text_tokens when given and read + write + text does
+                    not exceed prompt_tokens, else max(prompt_tokens - read - write, 0)
+            cost  = text x input + read x cache_read + write x cache_write
+                    + completion_tokens x output
+
+        cache_read and cache_write fall back to the input price when the model has none
+        (`_get_token_base_cost`). LiteLLM assumes its own convention: prompt_tokens includes
+        cached reads and writes. Under the agentgateway convention (cache outside
+        prompt_tokens) the subtraction takes the cache out a second time, so the uncached
+        prompt tokens are billed only beyond the cached ones: that is what LiteLLM bills, and
+        what the platform's spend shows.
+        """
+        prompt = _count(usage.get("prompt_tokens"))
+        details = usage.get("prompt_tokens_details")
+        text = _count(details.get("text_tokens")) if isinstance(details, Mapping) else 0
+        read, write = cache_fields(usage)
+        if text == 0 or ((read or write) and text + read + write > prompt):
+            text = max(prompt - read - write, 0)
+        cache_read = self.input_per_token if self.cache_read_per_token is None else self.cache_read_per_token
+        cache_write = (self.input_per_token if self.cache_write_per_token is None
+                       else self.cache_write_per_token)
+        return (text * self.input_per_token + read * cache_read + write * cache_write
+                + _count(usage.get("completion_tokens")) * self.output_per_token)
+
+
+def _count(value: Any) -> int:
+    """A token count as a reply reports it; absent, null or not a count: 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class UsageSettings(BaseModel):
@@ -189,10 +228,12 @@ def usage_problems(usage: Mapping[str, Any] | None) -> list[str]:
 
 def cache_fields(usage: Mapping[str, Any]) -> tuple[int, int]:
     """(cached reads, cache writes) as the reply reports them; absent fields count 0."""
-    details = usage.get("prompt_tokens_details") or {}
-    read = details.get("cached_tokens") or usage.get("cache_read_input_tokens") or 0
-    write = details.get("cache_write_tokens") or usage.get("cache_creation_input_tokens") or 0
-    return int(read), int(write)
+    details = usage.get("prompt_tokens_details")
+    details = details if isinstance(details, Mapping) else {}
+    read = details.get("cached_tokens") or usage.get("cache_read_input_tokens")
+    write = (details.get("cache_write_tokens") or details.get("cache_creation_tokens")
+             or usage.get("cache_creation_input_tokens"))
+    return _count(read), _count(write)
 
 
 # ----- pure checks -----
@@ -314,8 +355,9 @@ def check_stream_usage(reply: ProbeReply) -> UsageCheck:
     if not reply.chunks:
         return UsageCheck(name=name, outcome="fail", reason="the stream carried no chunks")
     last = reply.chunks[-1]
-    if last.get("choices") != [] or not isinstance(last.get("usage"), dict):
-        problems.append("the last chunk is not a usage chunk (choices [] with usage)")
+    if not is_usage_chunk(last):
+        problems.append("the last chunk is not a usage chunk (usage, with choices [] or only "
+                        "empty deltas)")
     else:
         problems += usage_problems(last["usage"])
     text = "".join(((c.get("delta") or {}).get("content") or "") for chunk in reply.chunks
@@ -333,12 +375,12 @@ def check_stream_usage(reply: ProbeReply) -> UsageCheck:
 
 
 def check_response_cost(replies: Sequence[ProbeReply], prices: Prices, rel_tol: float = 1e-6) -> UsageCheck:
-    """Each non-streamed reply's x-litellm-response-cost = list price x its reported tokens."""
+    """Each non-streamed reply's x-litellm-response-cost = what LiteLLM bills for its usage."""
     name = "response_cost"
     whole = [r for r in replies if not r.streamed]
     if (error := _unanswered(name, whole)) is not None:
         return error
-    problems, costs = [], {}
+    problems, costs, wrong = [], {}, []
     for reply in whole:
         expected = prices.cost(reply.usage or {})
         header = reply.headers.get("x-litellm-response-cost")
@@ -346,13 +388,16 @@ def check_response_cost(replies: Sequence[ProbeReply], prices: Prices, rel_tol: 
             got = float(header) if header not in (None, "", "None") else None
         except ValueError:
             got = None
-        costs[reply.probe] = {"header": header, "expected": expected}
+        costs[reply.probe] = {"header": header, "expected": expected, "usage": reply.usage}
         if got is None:
             problems.append(f"{reply.probe}: no numeric x-litellm-response-cost header ({header!r})")
         elif not math.isclose(got, expected, rel_tol=rel_tol, abs_tol=1e-12):
-            problems.append(f"{reply.probe}: x-litellm-response-cost {got:.10g} != list price x tokens "
-                            f"{expected:.10g}")
-    return _check(name, problems, f"{len(whole)} response costs equal list price x tokens", costs=costs)
+            wrong.append(f"{reply.probe} {got:.6g} != {expected:.6g}")
+    if wrong:  # one line for all: the costs and each usage are in the details
+        problems.append("x-litellm-response-cost is not LiteLLM's cost of the reply's usage at "
+                        f"list prices: {', '.join(wrong)}")
+    return _check(name, problems, f"{len(whole)} response costs equal LiteLLM's cost of their usage "
+                  "at list prices", costs=costs)
 
 
 def expected_spend(replies: Sequence[ProbeReply], prices: Prices) -> float:
@@ -361,8 +406,10 @@ def expected_spend(replies: Sequence[ProbeReply], prices: Prices) -> float:
 
 def check_spend_delta(delta: float, expected: float, rel_tol: float = 1e-6) -> UsageCheck:
     problems = [] if math.isclose(delta, expected, rel_tol=rel_tol, abs_tol=1e-12) else [
-        f"the key's spend grew by {delta:.10g} USD, list price x tokens is {expected:.10g} USD"]
-    return _check("key_spend_delta", problems, f"the key's spend grew by {expected:.6g} USD = list price x tokens",
+        f"the key's spend grew by {delta:.10g} USD, LiteLLM's cost of the replies' usage at list "
+        f"prices is {expected:.10g} USD"]
+    return _check("key_spend_delta", problems,
+                  f"the key's spend grew by {expected:.6g} USD = the replies' cost at list prices",
                   spend_delta=delta, expected=expected)
 
 

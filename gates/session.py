@@ -168,6 +168,13 @@ class AliasContext:
         http = caching_http_client(self.session.cache, scope, switch=self.cache_switch)
         return {**kwargs, "http_client": http}
 
+    def _served(self, reported: str | None) -> str:
+        """What really answered: the names the replies gave, minus the alias itself (LiteLLM
+        answers with the alias the client asked for, which names no model), else the
+        deployment's served name."""
+        names = [name.strip() for name in (reported or "").split(",")]
+        return ", ".join(n for n in names if n and n != self.entry.alias) or self.deployment.served_model_name
+
     def record(
         self,
         *,
@@ -200,7 +207,7 @@ class AliasContext:
                 gateway_url=redact_url(self.gateway_url),
                 deployment=self.deployment.target,
                 model=self.deployment.model,
-                served_model_name=served_model_name or self.deployment.served_model_name,
+                served_model_name=self._served(served_model_name),
                 revision=self.deployment.revision,
                 stand_in=self.deployment.stand_in,
             ),

@@ -15,7 +15,9 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from evals.fim import (
     FimCallResult,
+    FimCaseScore,
     FimRun,
+    FimScore,
     build_fim_prompt,
     compare_transports,
     judge_fim,
@@ -297,23 +299,39 @@ def test_direct_and_through_the_gateway_with_a_virtual_key(qwen_cases) -> None:
     assert verdict.status == "FIM /v1/completions 200 (direct + vkey), functional 4/4"
 
 
-def test_different_served_models_fail_the_comparison(qwen_cases) -> None:
-    cases = qwen_cases[:2]
-    _b1, direct_server = _serve(cases, served_model=MODEL)
-    _b2, gateway_server = _serve(cases, served_model="some-other-model")
-    try:
-        direct = run_fim(_client(direct_server), MODEL, cases, QWEN, policy=ONCE)
-        vkey = run_fim(_client(gateway_server), "some-other-model", cases, QWEN, label="vkey",
-                       policy=ONCE)
-    finally:
-        direct_server.stop()
-        gateway_server.stop()
-    comparison = compare_transports(direct, vkey)
-    assert comparison.both_answered and not comparison.same_served_model and not comparison.ok
-    assert "some-other-model" in comparison.reason
-    score = score_fim(direct, cases)
-    verdict = judge_fim(score, 0.5, 0.5, comparison=comparison)
-    assert verdict.verdict == "fail" and "served model" in verdict.reason
+def _run(label: str, asked: str, answered: list[str]) -> FimRun:
+    return FimRun(label=label, model=asked, fim_family=QWEN, results=[
+        FimCallResult(case_id=f"c{i}", answered=True, status=200, middle="x", served_model=name)
+        for i, name in enumerate(answered)])
+
+
+@pytest.mark.parametrize(("answered", "ok"), [
+    ([MODEL, MODEL], True),  # a gateway that passes the backend's `model` on (vLLM behind it)
+    (["coder-fim", "coder-fim"], True),  # LiteLLM answers with the alias it was asked for
+    ([f"hosted_vllm/{MODEL}"], True),  # the provider route in front of the served name
+    (["some-other-model"], False),  # routed elsewhere
+    (["coder-fim", "some-other-model"], False),  # one case routed elsewhere
+    (["coder-chat"], False),  # another alias is not the one asked for
+    ([], False),  # no reply named a model
+])
+def test_the_gateway_may_name_the_served_model_or_the_alias_asked(answered, ok) -> None:
+    direct = _run("direct", MODEL, [MODEL] * max(len(answered), 1))
+    comparison = compare_transports(direct, _run("vkey", "coder-fim", answered))
+    assert comparison.same_served_model is ok and comparison.ok is ok, comparison.reason
+    if not ok and answered:  # the reason names both sides, and the gate fails on it
+        assert MODEL in comparison.reason and "'coder-fim'" in comparison.reason
+        assert answered[-1] in comparison.reason
+        score = FimScore(label="vkey", model="coder-fim", cases=[
+            FimCaseScore(case_id=r.case_id, kind="line", answered=True, functional=True)
+            for r in direct.results])
+        verdict = judge_fim(score, 0.5, 0.5, comparison=comparison)
+        assert verdict.verdict == "fail" and "served model" in verdict.reason
+
+
+def test_the_direct_run_must_name_one_served_model() -> None:
+    direct = _run("direct", MODEL, [MODEL, "another-served-name"])
+    comparison = compare_transports(direct, _run("vkey", "coder-fim", ["coder-fim", "coder-fim"]))
+    assert not comparison.same_served_model and not comparison.ok
 
 
 def test_unanswered_requests_are_an_error_not_a_fail(qwen_cases) -> None:

@@ -25,7 +25,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from fixtures.platform.gateway import GatewayDouble
-from fixtures.platform.gateway_routes import UpstreamReply
+from fixtures.platform.gateway_routes import LiteLLMParams, ModelInfo, UpstreamReply
+from fixtures.platform.gateway_routes import Route as GatewayRoute
 from fixtures.platform.loopback import ThreadedServer, free_port
 
 MASTER = "sk-master-" + secrets.token_hex(8)
@@ -351,6 +352,7 @@ def test_chat_forwards_the_served_name_and_counts_spend(env: Env) -> None:
     response = env.call(key, temperature=0.2)
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]["content"] == "ok"
+    assert response.json()["model"] == "chat-a"  # LiteLLM answers with the alias asked for
     sent = env.upstream.received[-1]
     assert sent["model"] == "served-chat" and sent["temperature"] == 0.2 and sent["auth"] is None
     headers = response.headers
@@ -380,6 +382,7 @@ def test_fim_prompt_passes_unchanged_and_no_suffix_is_added(env: Env) -> None:
     assert response.status_code == 200, response.text
     sent = env.upstream.received[-1]
     assert sent["prompt"] == prompt and sent["model"] == "served-fim" and "suffix" not in sent
+    assert response.json()["model"] == "fim"
     assert float(response.headers["x-litellm-response-cost"]) == pytest.approx(7 * IN_PRICE + 3 * OUT_PRICE)
     # without /v1 too
     plain = env.http.post("/completions", json={"model": "fim", "prompt": prompt}, headers={"authorization": f"Bearer {key}"})
@@ -391,9 +394,38 @@ def test_embeddings_cost_input_tokens_only(env: Env) -> None:
     response = env.call(key, "embeddings", model="embed", input=["hello"])
     assert response.status_code == 200
     assert response.json()["data"][0]["embedding"] == [0.1, 0.2]
+    assert response.json()["model"] == "embed"
     assert float(response.headers["x-litellm-response-cost"]) == pytest.approx(4 * IN_PRICE)
     plain = env.http.post("/embeddings", json={"model": "embed", "input": "x"}, headers={"authorization": f"Bearer {key}"})
     assert plain.status_code == 200 and env.gw.spend_of(key) == pytest.approx(8 * IN_PRICE)
+
+
+def _cost_route(**info) -> GatewayRoute:
+    return GatewayRoute("id", "alias", LiteLLMParams(model="openai/served"), ModelInfo(**info), None, "served")
+
+
+@pytest.mark.parametrize(("usage", "cost"), [
+    ({"prompt_tokens": 10, "completion_tokens": 5}, 10 * 1e-6 + 5 * 5e-6),
+    # LiteLLM takes the cache out of prompt_tokens (never below 0) and bills it at the input
+    # price: agentgateway-style usage (cache outside prompt_tokens) as LiteLLM 1.108.7 bills it.
+    ({"prompt_tokens": 12, "completion_tokens": 15,
+      "prompt_tokens_details": {"cached_tokens": 4971, "cache_write_tokens": 0}}, 0.005046),
+    ({"prompt_tokens": 4, "completion_tokens": 15,
+      "prompt_tokens_details": {"cache_write_tokens": 7005, "cache_creation_tokens": 7005}}, 0.00708),
+    ({"prompt_tokens": 7009, "completion_tokens": 15,  # LiteLLM's convention: cache included
+      "prompt_tokens_details": {"cached_tokens": 7005}}, 0.007084),
+])
+def test_the_double_bills_usage_as_litellm_does(usage: dict, cost: float) -> None:
+    route = _cost_route(input_cost_per_token=1e-6, output_cost_per_token=5e-6)
+    assert route.cost(usage) == pytest.approx(cost, rel=1e-9)
+
+
+def test_the_double_bills_cache_at_the_models_cache_prices() -> None:
+    route = _cost_route(input_cost_per_token=1e-6, output_cost_per_token=5e-6,
+                        cache_read_input_token_cost=1e-7, cache_creation_input_token_cost=1.25e-6)
+    usage = {"prompt_tokens": 7009, "completion_tokens": 15,
+             "prompt_tokens_details": {"cached_tokens": 5000, "cache_write_tokens": 2000}}
+    assert route.cost(usage) == pytest.approx(9e-6 + 5000e-7 + 2000 * 1.25e-6 + 75e-6)
 
 
 @pytest.mark.parametrize("status", [400, 422, 429])
@@ -567,7 +599,13 @@ def test_stream_keeps_the_usage_chunk_when_asked(env: Env) -> None:
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "abc"
-    assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == 10
+    # LiteLLM's usage chunk: one empty-delta choice, not vLLM's `choices: []`; every chunk
+    # names the alias asked for, as LiteLLM does, not the served name.
+    last = chunks[-1]
+    assert [(c.index, c.delta.content, c.delta.tool_calls, c.finish_reason) for c in last.choices] == [
+        (0, None, None, None)]
+    assert last.usage.prompt_tokens == 10
+    assert {c.model for c in chunks} == {"chat-a"}
     assert env.gw.spend_of(key) == pytest.approx(STREAM_COST)
 
 

@@ -24,6 +24,8 @@ from evals.usage import (
     UsageSettings,
     call_probe,
     check_cache_convention,
+    check_response_cost,
+    check_stream_usage,
     check_usage_totals,
     run_usage_checks,
 )
@@ -251,6 +253,83 @@ def test_no_cache_activity_cannot_pass_the_cache_check() -> None:
 
     check = check_cache_convention(reply("cache_baseline", 40), [reply("cache_write", 40)], "litellm")
     assert check.outcome == "fail" and "could not be verified" in check.reason
+
+
+# ----- what LiteLLM bills, pure -----
+
+HAIKU = Prices(input_per_token=1e-6, output_per_token=5e-6)  # the catalog's claude-haiku prices
+
+
+def _usage(prompt: int, completion: int, cached: int = 0, written: int = 0) -> dict:
+    details = {"cached_tokens": cached, "cache_write_tokens": written, "cache_creation_tokens": written}
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion, "prompt_tokens_details": details}
+
+
+# x-litellm-response-cost as LiteLLM 1.108.7 sent it in the conformance tier, for the usage it
+# reported (claude-haiku behind the agentgateway stand-in: prompt_tokens excludes the cache).
+@pytest.mark.parametrize(("usage", "header"), [
+    (_usage(7009, 15), 0.007084),  # nothing cached: list price x tokens
+    (_usage(4, 15, written=7005), 0.00708),  # a cache write: 4 - 7005 < 0, so the 4 are free
+    (_usage(4, 15, cached=7005), 0.00708),  # a cache read, billed at the input price
+    (_usage(12, 15, cached=4971), 0.005046),
+    (_usage(4, 15), 7.9e-05),
+    ({"prompt_tokens": 12, "completion_tokens": 15, "total_tokens": 27}, 8.7e-05),  # no details
+])
+def test_the_expected_cost_is_what_litellm_bills(usage: dict, header: float) -> None:
+    assert HAIKU.cost(usage) == pytest.approx(header, rel=1e-9)
+
+
+def test_litellms_own_convention_bills_each_prompt_token_once() -> None:
+    # prompt_tokens includes the cache (LiteLLM's convention): 7009 = 4 + 7005.
+    assert HAIKU.cost(_usage(7009, 15, cached=7005)) == pytest.approx(7009e-6 + 75e-6)
+    cheap = HAIKU.model_copy(update={"cache_read_per_token": 1e-7, "cache_write_per_token": 1.25e-6})
+    assert cheap.cost(_usage(7009, 15, cached=7005)) == pytest.approx(4e-6 + 7005e-7 + 75e-6)
+    assert cheap.cost(_usage(7009, 15, written=7005)) == pytest.approx(4e-6 + 7005 * 1.25e-6 + 75e-6)
+    # text_tokens given and consistent: LiteLLM bills them, not prompt - cache.
+    usage = _usage(7009, 15, cached=7000) | {"prompt_tokens_details": {"cached_tokens": 7000, "text_tokens": 5}}
+    assert HAIKU.cost(usage) == pytest.approx(7005e-6 + 75e-6)
+
+
+def _priced_reply(probe: str, usage: dict, header: float) -> ProbeReply:
+    return ProbeReply(probe=probe, ok=True, status=200, body={"usage": usage},
+                      headers={"x-litellm-response-cost": repr(header)})
+
+
+def test_a_gateway_that_bills_the_cache_wrongly_fails_the_cost_check() -> None:
+    cached = _usage(12, 15, cached=4971)
+    right = check_response_cost([_priced_reply("cache_read", cached, 0.005046)], HAIKU)
+    assert right.outcome == "pass", right.reason
+    for wrong in (8.7e-05,  # list price x (prompt + completion): the cache not billed at all
+                  0.005046 * 2,  # the cache billed twice
+                  0.005046 + 12e-6):  # the 12 uncached prompt tokens billed on top
+        check = check_response_cost([_priced_reply("cache_read", cached, wrong)], HAIKU)
+        assert check.outcome == "fail" and "cache_read" in check.reason, wrong
+        assert check.details["costs"]["cache_read"]["expected"] == pytest.approx(0.005046)
+
+
+def _stream(*chunks: dict) -> ProbeReply:
+    return ProbeReply(probe="stream", ok=True, status=200, chunks=list(chunks), done=True, streamed=True)
+
+
+TEXT = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "OK"}}]}
+STOP = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+USAGE = {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13}
+
+
+@pytest.mark.parametrize(("last", "ok"), [
+    ({"choices": [], "usage": USAGE}, True),  # OpenAI's and vLLM's usage chunk
+    ({"choices": [{"index": 0, "delta": {}}], "usage": USAGE | {"cost": 8.7e-05}}, True),  # LiteLLM's
+    ({"choices": [{"index": 0, "delta": {"content": "more"}}], "usage": USAGE}, False),  # output
+    ({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": USAGE}, False),
+    ({"usage": USAGE}, False),  # every chunk carries `choices`
+    ({"choices": []}, False),  # no usage
+])
+def test_the_stream_check_accepts_both_usage_chunk_shapes(last: dict, ok: bool) -> None:
+    check = check_stream_usage(_stream(TEXT, STOP, last))
+    assert (check.outcome == "pass") is ok, check.reason
+    if not ok:
+        assert "the last chunk is not a usage chunk" in check.reason or "finish reasons" in check.reason
 
 
 # ----- the whole gate's checks -----

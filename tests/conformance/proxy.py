@@ -26,7 +26,6 @@ from fixtures.platform.loopback import LOOPBACK, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = REPO_ROOT / "build" / "litellm-venv"
-EGRESS_PLACEHOLDER_KEY = "placeholder-the-egress-holds-the-provider-key"
 INSTALL_HINT = "bash scripts/install-litellm.sh (or `make conformance`, which runs it)"
 
 
@@ -48,12 +47,8 @@ def proxy_config(catalog: Catalog, api_bases: Mapping[str, str]) -> dict[str, An
     model_list = []
     for alias, api_base in api_bases.items():
         entry = catalog.get(alias)
-        params = litellm_params(entry, api_base)
-        if params["model"].startswith("openai/"):
-            # LiteLLM's openai/ provider refuses to call without a key (500 "Missing
-            # credentials"); the egress holds the provider key and ignores this one.
-            params["api_key"] = EGRESS_PLACEHOLDER_KEY
-        model_list.append({"model_name": alias, "litellm_params": params, "model_info": model_info(entry)})
+        model_list.append({"model_name": alias, "litellm_params": litellm_params(entry, api_base),
+                           "model_info": model_info(entry)})
     return {
         "model_list": model_list,
         "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
