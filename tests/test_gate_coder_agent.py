@@ -16,8 +16,7 @@ import pytest
 
 from deploy.litellm_admin import LiteLLMAdmin, throwaway_key
 from evals.model_calls import RetryPolicy
-from evals.tool_loop import run_tool_loops
-from evals.tool_loop_model import ScenarioResult, ToolCallRecord
+from evals.tool_loop import ScenarioResult, ToolCallRecord, run_tool_loops
 from fixtures.platform.controls.coder_agent import KNOWN_BAD_ENV, known_bad_behaviour
 from fixtures.platform.gateway import GatewayDouble
 from fixtures.platform.loopback import ThreadedServer

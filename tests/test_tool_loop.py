@@ -14,16 +14,22 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from evals.model_calls import RetryPolicy
-from evals.tool_loop import CallProblem, run_scenario, run_tool_loops, validate_call
-from evals.tool_loop_judge import (
+from evals.tool_loop import (
+    CallProblem,
+    ScenarioResult,
+    ToolCallRecord,
+    ToolScenario,
+    ToolSpec,
+    assemble_stream,
     compare_modes,
     describe_kinds,
     failure_kinds,
     judge_tool_loops,
     results_table,
+    run_scenario,
+    run_tool_loops,
+    validate_call,
 )
-from evals.tool_loop_model import ScenarioResult, ToolCallRecord, ToolScenario, ToolSpec
-from evals.tool_loop_reply import assemble_stream
 from fixtures.platform.loopback import ThreadedServer
 from fixtures.platform.reference_agents import (
     NO_TOOL_PARSER_MESSAGE,

@@ -18,7 +18,7 @@ import pytest
 
 from deploy.catalog_cli import main as catalog_cli
 from deploy.litellm_admin import GatewayUnavailable
-from evals import latency_compare
+from evals.latency import compare as latency_compare
 from fixtures.platform import gateway
 from fixtures.platform.loopback import free_port
 from fixtures.platform.reference_backends import erroring_backend

@@ -11,7 +11,7 @@ import math
 from pydantic import BaseModel
 
 from deploy.litellm_admin import KeyNotFound, LiteLLMAdmin, VirtualKey
-from evals.tool_loop_model import ScenarioResult
+from evals.tool_loop import ScenarioResult
 
 # Header values are decimal strings of floats: allow their rounding, nothing more.
 REL_TOLERANCE = 1e-6

@@ -11,8 +11,13 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from deploy.ledger import Counts, Verdict
-from evals.tool_loop_judge import compare_modes, describe_kinds, failure_kinds, judge_tool_loops
-from evals.tool_loop_model import ScenarioResult
+from evals.tool_loop import (
+    ScenarioResult,
+    compare_modes,
+    describe_kinds,
+    failure_kinds,
+    judge_tool_loops,
+)
 from gates.coder_agent.budget import SpendCheck
 
 REASON_LIMIT = 600  # the reason ends up in the catalog's status on ERROR: keep it readable

@@ -14,8 +14,7 @@ import pytest
 
 from deploy.route_check import route_check
 from evals.embeddings import check_registered, load_triplets, run_embedding_checks
-from evals.fim import load_fim_cases, score_fim
-from evals.fim_transport import compare_transports, run_fim
+from evals.fim import compare_transports, load_fim_cases, run_fim, score_fim
 from evals.humaneval import load_problems, load_subset, run_humaneval, select
 from evals.latency import load_prompt_set, run_benchmark
 from evals.tool_loop import run_tool_loops
@@ -43,7 +42,7 @@ SUITE_FINDINGS = {
         "+ 15 tokens"
     ),
     "fim_same_served_model": (
-        "evals/fim_transport.compare_transports compares the direct and the gateway `model`; "
+        "evals.fim.compare_transports compares the direct and the gateway `model`; "
         "LiteLLM answers with the alias (declared difference *.body.model), so the coder-fim "
         "gate's transport check fails on a real gateway"
     ),

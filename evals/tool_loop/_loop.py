@@ -24,8 +24,8 @@ from evals.model_calls import (
     stream_payloads,
 )
 from evals.replies import StreamAudit, parse_body
-from evals.tool_loop_model import ScenarioResult, ToolCallRecord, ToolScenario
-from evals.tool_loop_reply import Reply, assemble_stream, reply_from_completion
+from evals.tool_loop._model import ScenarioResult, ToolCallRecord, ToolScenario
+from evals.tool_loop._reply import Reply, assemble_stream, reply_from_completion
 
 DEFAULT_SYSTEM = (
     "You are an autonomous agent. Use the provided tools when the task needs information you do "

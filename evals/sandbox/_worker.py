@@ -1,6 +1,6 @@
 """The sandbox's fork server: the sandboxed program and the trusted judge (stdlib only).
 
-Started once per parent process as `python -s -S -P sandbox_worker.py <socket fd>` with a minimal
+Started once per parent process as `python -s -S -P _worker.py <socket fd>` with a minimal
 environment. Forking from a warm interpreter instead of starting one per program is what makes the
 sandbox fast; exec'ing nothing after the fork also means the interpreter never has to be reachable
 by the unprivileged uid (its folder is bound read-only into the sandbox instead).
@@ -31,13 +31,23 @@ import socket
 import stat
 import sys
 import time
+import types
 
-_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _HERE)  # only to import our two stdlib-only siblings; removed right after
-try:
-    from evals import sandbox_judge, sandbox_values
-finally:
-    sys.path.remove(_HERE)
+
+def _load_siblings() -> tuple[types.ModuleType, types.ModuleType]:
+    """Import our two stdlib-only siblings without running the packages' `__init__` (which needs
+    the venv): bare package modules point the import system at the folders."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name, path in (("evals", os.path.dirname(here)), ("evals.sandbox", here)):
+        package = types.ModuleType(name)
+        package.__path__ = [path]
+        sys.modules.setdefault(name, package)
+    from evals.sandbox import _judge, _values
+
+    return _judge, _values
+
+
+sandbox_judge, sandbox_values = _load_siblings()
 
 EXIT_SETUP = 70
 

@@ -5,7 +5,7 @@
   end-to-end latency and output tokens per request; p50/p90/p95/p99 per metric.
 - `judge_latency`: every p95 against its SLO target; too many errors is ERROR, not FAIL.
 - `derive_slo`: proposed targets from a run's p95s times a headroom.
-The raw-versus-KServe comparison lives in `evals.latency_compare`.
+The raw-versus-KServe comparison lives in `evals.latency.compare`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from evals.latency_models import (
+from evals.latency._models import (
     PERCENTILE_METHOD,
     LatencyComparison,
     LatencyPrompt,
@@ -31,7 +31,7 @@ from evals.latency_models import (
     SLOTargets,
     load_prompt_set,
 )
-from evals.latency_run import (
+from evals.latency._run import (
     Endpoint,
     Job,
     StreamSettings,
@@ -40,7 +40,7 @@ from evals.latency_run import (
     utc_now,
     warm_up,
 )
-from evals.latency_stats import percentile_values, percentiles, summarize
+from evals.latency._stats import percentile_values, percentiles, summarize
 
 __all__ = [
     "PERCENTILE_METHOD", "Endpoint", "LatencyComparison", "LatencyPrompt", "LatencyResult",

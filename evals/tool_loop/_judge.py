@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from rich.table import Table
 
-from evals.tool_loop_model import ScenarioResult
+from evals.tool_loop._model import ScenarioResult
 
 
 class ToolLoopVerdict(BaseModel):

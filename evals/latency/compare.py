@@ -3,7 +3,7 @@ modelcar), interleaved A, B, A, B in one run so that drift of the machine hits b
 
 Ratios are B over A: above 1 means B is slower.
 
-    python -m evals.latency_compare --a raw=http://qwen-raw/v1 --b kserve=http://qwen-oci/v1 \
+    python -m evals.latency.compare --a raw=http://qwen-raw/v1 --b kserve=http://qwen-oci/v1 \
         --model qwen2.5-0.5b-instruct --requests 40
 """
 
@@ -20,15 +20,15 @@ from openai import APIConnectionError, APIStatusError, OpenAI
 from rich.console import Console
 from rich.table import Table
 
-from evals.latency_models import (
+from evals.latency._models import (
     ComparisonRow,
     LatencyComparison,
     PromptSet,
     PromptSetError,
     load_prompt_set,
 )
-from evals.latency_run import Endpoint, Job, StreamSettings, new_run_id, run_jobs, utc_now, warm_up
-from evals.latency_stats import summarize
+from evals.latency._run import Endpoint, Job, StreamSettings, new_run_id, run_jobs, utc_now, warm_up
+from evals.latency._stats import summarize
 
 _PERCENTILES = ("p50", "p90", "p95", "p99")
 
@@ -165,10 +165,10 @@ def all_failed(comparison: LatencyComparison, urls: dict[str, str]) -> str | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m evals.latency_compare --a raw=URL --b kserve=URL --model NAME`: the comparison
+    """`python -m evals.latency.compare --a raw=URL --b kserve=URL --model NAME`: the comparison
     table on stdout. The API key comes from env OPENAI_API_KEY (default: none needed)."""
     parser = argparse.ArgumentParser(
-        prog="python -m evals.latency_compare",
+        prog="python -m evals.latency.compare",
         description="The same streamed benchmark against two endpoints serving the same model, "
         "requests alternating A, B; each percentile side by side with the ratio B/A.",
     )
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also save the comparison as JSON")
     args = parser.parse_args(argv)
-    prompts_path = args.prompts or Path(__file__).resolve().parent.parent / "fixtures" / "latency_prompts.json"
+    prompts_path = args.prompts or Path(__file__).resolve().parents[2] / "fixtures" / "latency_prompts.json"
     try:
         prompts = load_prompt_set(prompts_path)
     except PromptSetError as exc:

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from typing import Any
 
-from evals.sandbox_values import NotPlainData, decode, encode
+from evals.sandbox._values import NotPlainData, decode, encode
 
 FRAME = struct.Struct(">I")  # every message on the pipes: a 4-byte length, then the bytes
 # What the program sends: first whether its sandbox was set up (written before any of the

@@ -7,7 +7,7 @@ and rewrites the suffix.
 
 from __future__ import annotations
 
-from evals.fim_prompts import ALL_CONTROL_TOKENS
+from evals.fim._prompts import ALL_CONTROL_TOKENS
 
 # Enough of the suffix's first line to recognise it, without demanding the whole line.
 _PROBE_CHARS = 40

@@ -7,12 +7,12 @@ with mount/pid/net namespaces), a fresh pid namespace (nothing outlives the prog
 private /tmp, /var/tmp, /dev/shm, and an unprivileged uid per concurrent slot.
 
 The problem's own `check` never runs there. It runs in a trusted process (the program's
-supervisor, `evals/sandbox_judge.py`) and calls the candidate over a pipe: arguments go in and
-return values come back only as plain data of builtin types (`evals/sandbox_values.py`), so an
+supervisor, `evals/sandbox/_judge.py`) and calls the candidate over a pipe: arguments go in and
+return values come back only as plain data of builtin types (`evals/sandbox/_values.py`), so an
 object that compares equal to anything, a forged pass marker or a rigged exit code decides
 nothing. The verdict comes from the supervisor, on a pipe the program never holds.
 
-The processes are forked from a warm fork server (`evals/sandbox_worker.py`), one per parent
+The processes are forked from a warm fork server (`evals/sandbox/_worker.py`), one per parent
 process, started on first use.
 """
 
@@ -42,12 +42,12 @@ from typing import Literal
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.sandbox_judge import prepare, trusted_check_source
+from evals.sandbox._judge import prepare, trusted_check_source
 
 Status = Literal["passed", "failed", "timeout", "error"]
 Isolation = Literal["auto", "namespaces", "process"]
 
-_WORKER = Path(__file__).with_name("sandbox_worker.py")
+_WORKER = Path(__file__).with_name("_worker.py")
 _GRACE_S = 10.0  # how long past the wall timeout the parent waits for the supervisor's report
 _SLOTS = 1024
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import openai
 from pydantic import BaseModel
 
-from evals.fim_cases import FimCase
-from evals.fim_prompts import family
+from evals.fim._cases import FimCase
+from evals.fim._prompts import family
 from evals.model_calls import RetryPolicy, completion, map_bounded, response_cost
 
 
