@@ -22,10 +22,9 @@ from evals.humaneval import load_problems, run_humaneval
 from evals.latency import LatencyPrompt, PromptSet, judge_latency, run_benchmark
 from evals.model_calls import RetryPolicy, chat, completion, embeddings
 from evals.replies import MalformedReply, StreamAudit, audited, iter_sse, parse_body
-from evals.tool_loop import judge_tool_loops, run_scenario
+from evals.tool_loop import judge_tool_loops, run_scenario, scenario
 from evals.usage import call_probe
 from fixtures.platform.hostile_backend import BODY_FAULTS, STREAM_FAULTS, HostileBackend
-from fixtures.tool_scenarios import scenario
 from gates.claude_haiku.judge import judge_usage
 from gates.coder_chat.judge import judge_humaneval
 

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from evals.model_calls import RetryPolicy
 from evals.tool_loop import (
+    SCENARIOS,
     CallProblem,
     ScenarioResult,
     ToolCallRecord,
@@ -28,6 +29,7 @@ from evals.tool_loop import (
     results_table,
     run_scenario,
     run_tool_loops,
+    scenario,
     validate_call,
 )
 from fixtures.platform.loopback import ThreadedServer
@@ -40,7 +42,6 @@ from fixtures.platform.reference_agents import (
     reference_agent,
     scripted_agent,
 )
-from fixtures.tool_scenarios import SCENARIOS, scenario
 
 PRICE = (0.5e-6, 1.5e-6)  # coder-agent's catalog prices per token
 FAST = RetryPolicy(attempts=2, initial_s=0.0, max_s=0.0)

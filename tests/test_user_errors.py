@@ -244,7 +244,7 @@ def test_latency_compare_names_an_endpoint_whose_every_request_failed(capsys) ->
 
 
 def test_slo_derivation_names_an_unreachable_gateway(capsys, monkeypatch) -> None:
-    from deploy import slo_derivation
+    from gates import slo_derivation
 
     url = closed_port_url()
     monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-test-0123456789abcdef")

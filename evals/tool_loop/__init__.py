@@ -1,4 +1,5 @@
-"""Tool loop: multi-turn tool-calling scenarios against a chat endpoint, and their judge.
+"""Tool loop: multi-turn tool-calling scenarios (the gate's set: SCENARIOS) against a chat
+endpoint, and their judge.
 
 The rest of the code imports from here; the `_x` modules are this package's own.
 """
@@ -32,11 +33,12 @@ from evals.tool_loop._model import (
     numbers_in,
 )
 from evals.tool_loop._reply import Reply, ReplyCall, assemble_stream, reply_from_completion
+from evals.tool_loop._scenarios import SCENARIOS, fresh_state, scenario
 
 __all__ = [
-    "DEFAULT_SYSTEM", "CallProblem", "PlatformFailure", "Reply", "ReplyCall", "ScenarioResult",
+    "DEFAULT_SYSTEM", "SCENARIOS", "CallProblem", "PlatformFailure", "Reply", "ReplyCall", "ScenarioResult",
     "ToolCallRecord", "ToolError", "ToolLoopVerdict", "ToolScenario", "ToolSpec", "all_of",
     "assemble_stream", "compare_modes", "describe_kinds", "expect_number", "expect_text",
-    "failure_kind", "failure_kinds", "judge_tool_loops", "numbers_in", "reply_from_completion",
-    "results_table", "run_scenario", "run_tool_loops", "validate_call",
+    "failure_kind", "fresh_state", "failure_kinds", "judge_tool_loops", "numbers_in", "reply_from_completion",
+    "results_table", "run_scenario", "run_tool_loops", "scenario", "validate_call",
 ]

@@ -10,8 +10,7 @@ from rich.console import Console
 
 from deploy.ledger import now
 from evals.model_calls import RetryPolicy
-from evals.tool_loop import results_table, run_tool_loops
-from fixtures.tool_scenarios import SCENARIOS
+from evals.tool_loop import SCENARIOS, results_table, run_tool_loops
 from gates.coder_agent.budget import check_spend, settled_baseline
 from gates.coder_agent.judge import judge_coder_agent
 from gates.coder_agent.plugin import ALIAS, GATE

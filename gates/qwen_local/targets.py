@@ -15,7 +15,6 @@ from pydantic import BaseModel
 
 from deploy.catalog import SLO, AliasEntry
 from deploy.gate_configs import LatencyGate
-from deploy.slo_derivation import BenchmarkPlan, Derivation, derive_alias_slo
 from deploy.slo_store import (
     cpu_profile_path,
     hardware_label,
@@ -23,6 +22,7 @@ from deploy.slo_store import (
     write_cpu_profile_slo,
 )
 from gates.session import AliasContext
+from gates.slo_derivation import BenchmarkPlan, Derivation, derive_alias_slo
 
 Profile = Literal["catalog", "cpu"]
 
@@ -52,7 +52,7 @@ def catalog_targets(entry: AliasEntry) -> GateTargets:
     slo = entry.slo
     if slo.state not in ("measured", "derived"):
         raise ValueError(f"{entry.alias}: the catalog's SLO is {slo.state!r}; derive it first "
-                         f"(python -m deploy.slo_derivation --alias {entry.alias} ...)")
+                         f"(python -m gates.slo_derivation --alias {entry.alias} ...)")
     what = slo.source or (f"derived, run {slo.derived_from_run}" if slo.state == "derived" else slo.state)
     return GateTargets(profile="catalog", slo=slo, label=f"catalog SLO ({what})")
 

@@ -15,8 +15,7 @@ from typing import Any, Literal
 import httpx
 
 from evals.fim import build_fim_prompt, load_fim_cases
-from evals.tool_loop import DEFAULT_SYSTEM
-from fixtures.tool_scenarios import SCENARIOS
+from evals.tool_loop import DEFAULT_SYSTEM, SCENARIOS
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_KEY = "sk-conformance-no-such-key-0000"

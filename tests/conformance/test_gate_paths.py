@@ -17,9 +17,8 @@ from evals.embeddings import check_registered, load_triplets, run_embedding_chec
 from evals.fim import compare_transports, load_fim_cases, run_fim, score_fim
 from evals.humaneval import load_problems, load_subset, run_humaneval, select
 from evals.latency import load_prompt_set, run_benchmark
-from evals.tool_loop import run_tool_loops
+from evals.tool_loop import SCENARIOS, run_tool_loops
 from evals.usage import Prices, UsageSettings, run_usage_checks
-from fixtures.tool_scenarios import SCENARIOS
 from gates.embeddings.judge import gate_settings
 from gates.qwen_local.targets import LatencyGateConfig
 from tests.conformance.conftest import Gateway

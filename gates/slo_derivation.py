@@ -1,7 +1,7 @@
 """Deriving latency SLOs: benchmark an alias where it runs, propose p95 x headroom, write it down.
 
-    python -m deploy.slo_derivation --alias coder-chat --gateway-url https://llm.example/ [--write]
-    python -m deploy.slo_derivation --alias qwen-local --embedded [--write]
+    python -m gates.slo_derivation --alias coder-chat --gateway-url https://llm.example/ [--write]
+    python -m gates.slo_derivation --alias qwen-local --embedded [--write]
 
 Against a gateway (master key from LITELLM_MASTER_KEY) the proposal is for the catalog, and
 `--write` sets it only for an alias whose SLO is still "to be derived". On the embedded platform
@@ -51,7 +51,7 @@ from evals.latency import (
     run_benchmark,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROMPTS = REPO_ROOT / "fixtures" / "latency_prompts.json"
 DEFAULT_HEADROOM = 1.5
 DEFAULT_MAX_TOKENS = 128  # when the catalog names no output cap for the alias
@@ -167,7 +167,7 @@ def _keyed_client(admin: LiteLLMAdmin, url: str, alias: str, run: str) -> Iterat
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m deploy.slo_derivation",
+        prog="python -m gates.slo_derivation",
         description="Benchmark an alias on its hardware and propose latency SLOs (p95 x headroom).",
     )
     parser.add_argument("--alias", required=True)
