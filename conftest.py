@@ -1,12 +1,7 @@
-"""The suite's plugins: the core (options, markers, platform, ledger, summary) and one per alias.
+"""The suite's plugins (gates/plugins.py) for a checkout run without the installed entry point.
 
-Each alias's plugin is `gates/<alias>/plugin.py` (hyphens become underscores); adding a gate
-needs no edit here.
+Installed (`pip install -e .`), the `pytest11` entry point `gates.plugins` has registered them
+under this same name already, and pytest loads nothing twice.
 """
 
-from pathlib import Path
-
-pytest_plugins = ["gates.core", "gates.k8s_options"] + sorted(
-    f"gates.{path.parent.name}.plugin"
-    for path in (Path(__file__).parent / "gates").glob("*/plugin.py")
-)
+pytest_plugins = ["gates.plugins"]
