@@ -1,4 +1,5 @@
-"""The suite's pytest plugins in one place: the core, the Kubernetes options, one per alias.
+"""The suite's pytest plugins in one place: the core, the Kubernetes options, the catalog's gates
+(one generated plugin per alias: gates/catalog_gates.py).
 
 Registered through the `pytest11` entry point named `gates.plugins` (pyproject.toml), so pytest
 knows `--catalog` and the other options before it picks a rootdir: `pytest --catalog PATH` works
@@ -6,9 +7,4 @@ from any folder. The repo's conftest.py names this module too, for a checkout th
 installed; when the entry point has loaded it, pytest sees the name taken and loads nothing twice.
 """
 
-from pathlib import Path
-
-pytest_plugins = ["gates.core", "gates.k8s_options"] + sorted(
-    f"gates.{path.parent.name}.plugin"
-    for path in Path(__file__).parent.glob("*/plugin.py")
-)
+pytest_plugins = ["gates.core", "gates.k8s_options", "gates.catalog_gates"]

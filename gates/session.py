@@ -112,6 +112,10 @@ class SpendGuardedAdmin:
         self._reading_spend(key)
         return self._admin.wait_for_spend(key, *args, **kwargs)
 
+    def settled_spend(self, key: Any, *args: Any, **kwargs: Any) -> Any:
+        self._reading_spend(key)
+        return self._admin.settled_spend(key, *args, **kwargs)
+
 
 @dataclass
 class AliasContext:

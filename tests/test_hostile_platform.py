@@ -25,8 +25,8 @@ from evals.replies import MalformedReply, StreamAudit, audited, iter_sse, parse_
 from evals.tool_loop import judge_tool_loops, run_scenario, scenario
 from evals.usage import call_probe
 from fixtures.platform.hostile_backend import BODY_FAULTS, STREAM_FAULTS, HostileBackend
-from gates.claude_haiku.judge import judge_usage
-from gates.coder_chat.judge import judge_humaneval
+from gates.kinds.humaneval.judge import judge_humaneval
+from gates.kinds.usage.judge import judge_usage
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = RetryPolicy(attempts=2, initial_s=0.0, max_s=0.0)

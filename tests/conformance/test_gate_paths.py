@@ -19,8 +19,8 @@ from evals.humaneval import load_problems, load_subset, run_humaneval, select
 from evals.latency import load_prompt_set, run_benchmark
 from evals.tool_loop import SCENARIOS, run_tool_loops
 from evals.usage import Prices, UsageSettings, run_usage_checks
-from gates.embeddings.judge import gate_settings
-from gates.qwen_local.targets import LatencyGateConfig
+from gates.kinds.embeddings.judge import gate_settings
+from gates.kinds.latency.targets import LatencyGateConfig
 from tests.conformance.conftest import Gateway
 
 REPO = Path(__file__).resolve().parents[2]

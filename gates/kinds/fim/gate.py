@@ -23,8 +23,8 @@ from evals.fim import (
     score_fim,
 )
 from evals.model_calls import RetryPolicy
-from gates.coder_fim.config import FimGateConfig
-from gates.coder_fim.wire import WireLog, WireSummary
+from gates.kinds.fim.config import FimGateConfig
+from gates.kinds.fim.wire import WireLog, WireSummary
 from gates.session import AliasContext
 
 # Spend must grow by the gateway run's cost at the catalog's prices; float sums may differ a hair.
@@ -123,9 +123,7 @@ def check_spend(admin: LiteLLMAdmin, key: VirtualKey, before: float | None, run:
             "a budget on this alias could never bind"))
     problem = ""
     try:
-        after = admin.wait_for_spend(key, before + expected * (1 - SPEND_TOLERANCE), timeout=timeout)
-    except TimeoutError:
-        after = _spend(admin, key)
+        after = admin.settled_spend(key, before + expected * (1 - SPEND_TOLERANCE), timeout=timeout)
     except GatewayError as exc:
         after, problem = None, f": {exc}"
     if after is None:

@@ -6,8 +6,8 @@ from pydantic import BaseModel
 
 from deploy.ledger import Counts, Verdict
 from evals.fim import judge_fim
-from gates.coder_fim.config import FimGateConfig
-from gates.coder_fim.gate import FimGateOutcome
+from gates.kinds.fim.config import FimGateConfig
+from gates.kinds.fim.gate import FimGateOutcome
 
 
 class FimGateVerdict(BaseModel):

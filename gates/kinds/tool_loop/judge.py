@@ -18,7 +18,7 @@ from evals.tool_loop import (
     failure_kinds,
     judge_tool_loops,
 )
-from gates.coder_agent.budget import SpendCheck
+from gates.kinds.tool_loop.budget import SpendCheck
 
 REASON_LIMIT = 600  # the reason ends up in the catalog's status on ERROR: keep it readable
 

@@ -11,7 +11,7 @@ import openai
 from deploy.litellm_admin import GatewayError, KeyNotFound, VirtualKey, throwaway_key
 from evals.budget import BudgetBinding, run_budget_binding
 from evals.embeddings import EmbeddingCheck
-from gates.embeddings.judge import budget_check
+from gates.kinds.embeddings.judge import budget_check
 from gates.session import AliasContext
 
 
