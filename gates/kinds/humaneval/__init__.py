@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deploy.gate_configs import HumanEvalGate
-from evals.humaneval import load_problems, load_subset, run_humaneval, select
+from evals.humaneval import load_problems, load_subset, run_humaneval
 from evals.model_calls import RetryPolicy
 from gates.kinds.humaneval.judge import judge_humaneval
 from gates.kinds.registry import GateContext, GateVerdict, Option, gate_kind
@@ -20,12 +20,13 @@ LIMIT = Option("--humaneval-limit", dict(
 @gate_kind("humaneval", config=HumanEvalGate, options=[LIMIT])
 def measure(ctx: GateContext, config: HumanEvalGate) -> GateVerdict:
     """HumanEval pass rate at or above the catalog's threshold (promotion: the fixed subset)."""
-    problems = load_problems(cache_dir=ctx.build_dir / "datasets")
     scope = ctx.scope
-    if scope == "promotion":
-        chosen = select(problems, load_subset(REPO_ROOT / config.promotion_subset).task_ids)
+    cache = ctx.build_dir / "datasets"
+    if scope == "promotion":  # only the subset's problems are loaded
+        task_ids = load_subset(REPO_ROOT / config.promotion_subset).task_ids
+        chosen = list(load_problems(cache_dir=cache, task_ids=task_ids).values())
     else:
-        chosen = list(problems.values())
+        chosen = list(load_problems(cache_dir=cache).values())
     limit = ctx.option(LIMIT.flag)
     if limit:
         chosen = chosen[:limit]
