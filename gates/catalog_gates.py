@@ -9,6 +9,7 @@ options are registered once (gates/kinds). Adding an alias that reuses a kind is
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,13 +90,21 @@ def _in_repo(config: pytest.Config) -> bool:
     return GATES_DIR.parent in (config.invocation_params.dir, *config.invocation_params.dir.parents)
 
 
-def _gate_test(alias: str, gate: GateKind) -> Callable[[pytest.FixtureRequest], None]:
-    def test(request: pytest.FixtureRequest) -> None:
+def _gate_test(alias: str, gate: GateKind) -> Callable[..., None]:
+    fixture = fixture_name(alias)
+
+    def test(request: pytest.FixtureRequest, **fixtures: Any) -> None:
         from gates.core import gate_scope
 
-        context = request.getfixturevalue(fixture_name(alias))
-        run_gate(GateContext(context, request.config, gate_scope(request.config)), gate.name)
+        run_gate(GateContext(fixtures[fixture], request.config, gate_scope(request.config)),
+                 gate.name)
 
+    # The alias's fixture is an argument, so it is set up in the setup phase: a deployment or
+    # route that fails there is a test error (ERROR), as for any fixture.
+    test.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter(fixture, inspect.Parameter.KEYWORD_ONLY),
+    ])
     test.__doc__ = gate.doc
     test.__name__ = gate.name
     return test
