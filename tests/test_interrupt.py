@@ -74,7 +74,9 @@ def test_ctrl_c_mid_gate_is_reported_interrupted_and_writes_no_status(tmp_path: 
     # Nothing proven: no verdict in the ledger, no status, no table, no temporary folder left.
     assert not [r for r in Ledger(outputs / "ledger.jsonl").records() if r.gate == "humaneval"]
     assert not (outputs / "catalog.yaml").exists() and not (outputs / "served-models.md").exists()
-    assert list(tmp.iterdir()) == []
+    # (The sandbox's slot locks are shared by every process on the machine and stay by design:
+    # answers are scored as they arrive, so the sandbox may have run before the interrupt.)
+    assert [p.name for p in tmp.iterdir() if p.name != "modelgate-sandbox-slots"] == []
     assert "INTERRUPTED" in output
 
 
