@@ -139,5 +139,6 @@ class CatalogGates(pytest.Directory):
 @pytest.hookimpl(tryfirst=True)
 def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if path.resolve() == GATES_DIR:
-        return CatalogGates.from_parent(parent, path=path)
+        # The same ids whatever the rootdir (pytest run from another folder): gates::<alias>::<kind>.
+        return CatalogGates.from_parent(parent, path=path, nodeid="gates")
     return None

@@ -38,8 +38,8 @@ def test_pyproject_declares_the_entry_point_and_it_lists_every_plugin() -> None:
     assert plugins[:2] == ["gates.core", "gates.k8s_options"]
     assert all(importlib.import_module(name) for name in plugins)
     conftest = (REPO / "conftest.py").read_text(encoding="utf-8")
-    # conftest's fallback names the entry point's own name: registered once, never twice.
-    assert f'pytest_plugins = ["{ENTRY}"]' in conftest
+    # conftest's fallback names the same module, only when nothing loaded it yet.
+    assert f'pytest_plugins = ["{ENTRY}"]' in conftest and f'"{ENTRY}" not in sys.modules' in conftest
 
 
 def _pytest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -66,3 +66,13 @@ def test_the_repo_conftest_does_not_register_the_plugins_twice(tmp_path) -> None
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert "already registered" not in output and "humaneval" in output, output
+
+
+@pytest.mark.parametrize("spelling", ["space", "equals"])
+def test_gates_are_collected_from_another_folder(tmp_path, spelling) -> None:
+    catalog = REPO / "deploy" / "catalog.yaml"
+    args = ["--catalog", str(catalog)] if spelling == "space" else [f"--catalog={catalog}"]
+    proc = _pytest(*args, "--co", "-q", "-m", "coder-chat", f"--build-dir={tmp_path}", cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "gates::coder-chat::humaneval" in output and "1/6 tests collected" in output, output
