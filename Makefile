@@ -49,12 +49,12 @@ bench: setup
 MUTMUT_STAMP := $(VENV)/.mutmut-installed
 MUTATION_JOBS ?= 2
 MUTANTS ?= 'gates.*' 'deploy.ledger.*' 'deploy.catalog.x_atomic_write_text__*' \
-	'deploy.catalog.x_write_statuses__*' 'evals.budget.*' 'evals.latency_stats.*' \
-	'evals.code_extraction.*' 'evals.fim_hygiene.*' \
-	'evals.latency.x_judge_latency__*' 'evals.latency.x__describe__*' \
-	'evals.latency.x_round_up_2sig__*' 'evals.latency.x_derive_slo__*' \
-	'evals.fim.x_judge_fim__*' 'evals.fim.x__score_one__*' 'evals.fim.x__normalized__*' \
-	'evals.fim.x_score_fim__*' 'evals.fim.x__transport_words__*' \
+	'deploy.catalog.x_write_statuses__*' 'evals.budget.*' 'evals.latency._stats.*' \
+	'evals.code_extraction.*' 'evals.fim._hygiene.*' \
+	'evals.latency._bench.x_judge_latency__*' 'evals.latency._bench.x__describe__*' \
+	'evals.latency._bench.x_round_up_2sig__*' 'evals.latency._bench.x_derive_slo__*' \
+	'evals.fim._gate.x_judge_fim__*' 'evals.fim._gate.x__score_one__*' 'evals.fim._gate.x__normalized__*' \
+	'evals.fim._gate.x_score_fim__*' 'evals.fim._gate.x__transport_words__*' \
 	'evals.embeddings.x_check_*' 'evals.embeddings.x_judge_embeddings__*' \
 	'evals.embeddings.x__embed_or_error__*' 'evals.embeddings.x__limit_check__*' \
 	'evals.embeddings.x__error__*' 'evals.embeddings.x__vectors__*' 'evals.embeddings.x_cosine__*' \
@@ -62,9 +62,9 @@ MUTANTS ?= 'gates.*' 'deploy.ledger.*' 'deploy.catalog.x_atomic_write_text__*' \
 	'evals.usage.x_check_*' 'evals.usage.x_usage_problems__*' 'evals.usage.x_shape_problems__*' \
 	'evals.usage.x_cache_fields__*' 'evals.usage.x__check__*' 'evals.usage.x__unanswered__*' \
 	'evals.usage.x_expected_spend__*' 'evals.usage.x_leaks__*' 'evals.usage.xǁPricesǁcost__*' \
-	'evals.tool_loop_judge.x_judge_tool_loops__*' 'evals.tool_loop_judge.x_failure_kind*' \
-	'evals.tool_loop_judge.x_compare_modes__*' 'evals.tool_loop_judge.x__outcome__*' \
-	'evals.tool_loop_judge.x_describe_kinds__*' 'evals.tool_loop_judge.x__list__*'
+	'evals.tool_loop._judge.x_judge_tool_loops__*' 'evals.tool_loop._judge.x_failure_kind*' \
+	'evals.tool_loop._judge.x_compare_modes__*' 'evals.tool_loop._judge.x__outcome__*' \
+	'evals.tool_loop._judge.x_describe_kinds__*' 'evals.tool_loop._judge.x__list__*'
 
 $(MUTMUT_STAMP): pyproject.toml
 	$(VENV)/bin/pip install "mutmut>=3.8,<4"

@@ -1,12 +1,11 @@
-"""The suite's plugins: the core (options, markers, platform, ledger, summary) and one per alias.
+"""The suite's plugins (gates/plugins.py) for a checkout run without the installed entry point.
 
-Each alias's plugin is `gates/<alias>/plugin.py` (hyphens become underscores); adding a gate
-needs no edit here.
+Installed (`pip install -e .`), the `pytest11` entry point has loaded them already (as `-p
+gates.plugins` does); this file then declares nothing: pytest refuses `pytest_plugins` in a
+conftest that is not at the rootdir, which is where it is when pytest runs from another folder.
 """
 
-from pathlib import Path
+import sys
 
-pytest_plugins = ["gates.core", "gates.k8s_options", "gates.progress"] + sorted(
-    f"gates.{path.parent.name}.plugin"
-    for path in (Path(__file__).parent / "gates").glob("*/plugin.py")
-)
+if "gates.plugins" not in sys.modules:
+    pytest_plugins = ["gates.plugins"]

@@ -151,6 +151,13 @@ class AliasEntry(_Strict):
             raise KeyError(f"alias {self.alias!r} has no gate {name!r} in the catalog")
         return validate_gate(self.alias, name, raw)
 
+    def vllm_args(self, **options: Any) -> list[str]:
+        """`vllm serve` arguments for this alias (deploy.serve_args.vllm_args): stand-ins get
+        them from the entry, so fixtures never import the deploy side."""
+        from deploy.serve_args import vllm_args  # serve_args imports this module
+
+        return vllm_args(self, **options)
+
 
 class Catalog(_Strict):
     gateway: dict[str, Any] = {}

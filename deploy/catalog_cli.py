@@ -8,9 +8,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from deploy.catalog import DEFAULT_CATALOG, CatalogError, load_catalog, write_statuses
+from deploy.catalog import DEFAULT_CATALOG, CatalogError, load_catalog
 from deploy.catalog_table import DEFAULT_DOC, TableError, render_table, splice, write_table
-from deploy.ledger import Ledger, LedgerError, derive_statuses, unbacked_statuses
+from deploy.ledger import Ledger, LedgerError, unbacked_statuses
+from deploy.status_writeback import derived_statuses, write_back
 
 COMMITTED_LEDGER = Path(__file__).resolve().parent.parent / "ledger" / "results.jsonl"
 
@@ -85,12 +86,11 @@ def _status(args: argparse.Namespace) -> int:
               "build/embedded/ledger.jsonl)", file=sys.stderr)
         return 2
     catalog = load_catalog(args.catalog)
-    statuses = derive_statuses(Ledger(args.ledger), catalog.names)
+    statuses = derived_statuses(args.ledger, catalog.names)
     for alias in catalog.names:
         print(f"{alias}: {statuses.get(alias, '(no ledger record; status unchanged)')}")
     if args.write:
-        write_statuses(args.catalog, statuses)
-        write_table(load_catalog(args.catalog), args.doc)
+        write_back(args.ledger, args.catalog, catalog.names, doc=args.doc)
         print(f"wrote eval status to {args.catalog} and the table in {args.doc}")
     return 0
 

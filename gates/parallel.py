@@ -68,7 +68,11 @@ def gate_test_id(item: pytest.Item) -> str:
 
 
 def alias_of_gate_folder(nodeid: str, aliases: list[str]) -> str | None:
-    """The alias whose gate folder (`gates/<alias with underscores>/`) holds this test."""
+    """The alias a gate test belongs to: a generated gate (`gates::<alias>::<kind>`), or a test
+    in a gate folder (`gates/<alias with underscores>/`)."""
+    generated = nodeid.split("::")
+    if len(generated) == 3 and generated[0] == "gates":
+        return generated[1] if generated[1] in aliases else None
     parts = nodeid.split("::", 1)[0].split("/")
     if len(parts) >= 3 and parts[0] == "gates":
         return next((a for a in aliases if a.replace("-", "_") == parts[1]), None)

@@ -99,8 +99,9 @@ def interrupted_as_error_elements(path: Path, gates: list[GateOutcome]) -> int:
         suite = ET.SubElement(root, "testsuite", name="pytest", errors="0", failures="0",
                               skipped="0", tests="0")
     for gate in cut:
-        module, _, name = gate.test.partition("::")
-        classname = module.removesuffix(".py").replace("/", ".")
+        # As pytest's junitxml names a nodeid: the path dotted, the last part is the name.
+        *scope, name = gate.test.split("::")
+        classname = ".".join([scope[0].removesuffix(".py").replace("/", "."), *scope[1:]])
         case = next((c for c in suite.iter("testcase")
                      if c.get("classname") == classname and c.get("name") == name), None)
         # pytest leaves the test it was running as a bare `<testcase time=...>` (named only by

@@ -15,8 +15,7 @@ from typing import Any, Literal
 import openai
 from pydantic import BaseModel
 
-from deploy.catalog import AliasEntry, Catalog, atomic_write_text, load_catalog, write_statuses
-from deploy.catalog_table import write_table
+from deploy.catalog import AliasEntry, Catalog
 from deploy.deployer import Deployer, Deployment
 from deploy.ledger import (
     Counts,
@@ -26,7 +25,6 @@ from deploy.ledger import (
     Scope,
     Target,
     Verdict,
-    derive_statuses,
     now,
 )
 from deploy.litellm_admin import (
@@ -40,6 +38,7 @@ from deploy.litellm_admin import (
     redact_url,
 )
 from deploy.route_check import RouteCheckError, route_check
+from deploy.status_writeback import write_back
 from evals import progress
 from evals.response_cache import CacheScope, CacheSwitch, ResponseCache, caching_http_client
 from gates.parallel import GpuTurn, holds_exclusive_gpu
@@ -114,6 +113,10 @@ class SpendGuardedAdmin:
     def wait_for_spend(self, key: Any, *args: Any, **kwargs: Any) -> Any:
         self._reading_spend(key)
         return self._admin.wait_for_spend(key, *args, **kwargs)
+
+    def settled_spend(self, key: Any, *args: Any, **kwargs: Any) -> Any:
+        self._reading_spend(key)
+        return self._admin.settled_spend(key, *args, **kwargs)
 
 
 @dataclass
@@ -232,7 +235,6 @@ class GateSession:
     run_id: str = field(default_factory=lambda: new_run_id())
     revision: str = field(default_factory=suite_revision)
     records: list[GateRecord] = field(default_factory=list)
-    statuses: dict[str, str] = field(default_factory=dict)
     # The run's response cache (None: --no-cache) and the GPU turn (None: no lock folder).
     cache: ResponseCache | None = None
     gpu_turn: GpuTurn | None = None
@@ -351,12 +353,6 @@ class GateSession:
         self.record(record, details)
         return record
 
-    def write_status(self) -> dict[str, str]:
-        """Derive the touched aliases' status from the ledger; write the catalog and its table."""
-        touched = {record.alias for record in self.records}
-        self.statuses = write_status(self.catalog_path, self.outputs, touched)
-        return self.statuses
-
     def close(self) -> None:
         try:
             self.deployer.close()
@@ -366,15 +362,9 @@ class GateSession:
 
 
 def write_status(catalog_path: Path, outputs: Outputs, aliases: set[str]) -> dict[str, str]:
-    """Derive `aliases`' status from the ledger; write the catalog and its table (once a run)."""
-    statuses = derive_statuses(Ledger(outputs.ledger), sorted(aliases))
-    write_statuses(catalog_path, statuses, target=outputs.catalog)
-    committed_doc = REPO_ROOT / "docs" / "served-models.md"
-    if outputs.doc != committed_doc:
-        # A build copy of the docs page: its prose stays the committed one's.
-        atomic_write_text(outputs.doc, committed_doc.read_text(encoding="utf-8"))
-    write_table(load_catalog(outputs.catalog), outputs.doc)
-    return statuses
+    """Derive `aliases`' status from the run's ledger; write its catalog and table (once a run)."""
+    return write_back(outputs.ledger, Path(catalog_path), aliases, target=outputs.catalog,
+                      doc=outputs.doc, build_copy=True)
 
 
 def default_outputs(platform_kind: str, build_dir: Path, catalog_path: Path) -> Outputs:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from deploy.ledger import GateRecord, Ledger, status_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PLUGINS = "gates.plugins"  # the entry point's name and module
 
 
 @dataclass
@@ -37,11 +39,17 @@ class GateRun:
         return status_of(proven) or ""
 
 
+def plugins_installed() -> bool:
+    """Whether the `pytest11` entry point is installed (else `-p` loads the same module early)."""
+    return any(ep.name == PLUGINS for ep in entry_points(group="pytest11"))
+
+
 def gate_command(*args: str, outputs: Path) -> list[str]:
     """The `pytest <args>` command line of a gate run writing under `outputs`."""
-    # `--opt=value` forms: a bare path among the arguments would be taken for a test path
-    # before the suite's plugin is loaded, and move pytest's rootdir away from the repository.
-    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--outputs={outputs}",
+    # The plugins load before the command line is parsed, as the installed entry point does,
+    # so `--catalog PATH` (space-separated) is an option, not a test path.
+    early = [] if plugins_installed() else ["-p", PLUGINS]
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *early, f"--outputs={outputs}",
             f"--build-dir={outputs / 'build'}", *args]
 
 

@@ -192,8 +192,8 @@ def test_bad_gate_settings_name_file_line_and_field(tmp_path: Path, old: str, ne
 
 def test_every_gate_kind_has_typed_settings_with_the_shared_bounds() -> None:
     from deploy.gate_configs import GATE_MODELS, GateConfig, LatencyGate
-    from deploy.slo_derivation import DEFAULT_HEADROOM
     from evals.model_calls import DEFAULT_BUDGET_S, DEFAULT_TIMEOUT_S
+    from gates.slo_derivation import DEFAULT_HEADROOM
 
     catalog = load_catalog()
     used = {name for entry in catalog.aliases for name in entry.gates.names()}

@@ -14,21 +14,25 @@ from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from evals.fim import (
+    FAMILIES,
+    MAX_STOP_STRINGS,
     FimCallResult,
     FimCaseScore,
+    FimFamily,
     FimRun,
     FimScore,
+    RepoFile,
     build_fim_prompt,
     compare_transports,
     judge_fim,
     load_fim_cases,
+    mangled_reasons,
     request_stop_tokens,
     run_fim,
+    runs_past_suffix,
     score_fim,
     stop_tokens,
 )
-from evals.fim_hygiene import mangled_reasons, runs_past_suffix
-from evals.fim_prompts import FAMILIES, MAX_STOP_STRINGS, FimFamily, RepoFile
 from evals.model_calls import RetryPolicy
 from fixtures import make_fim_cases
 from fixtures.platform.gateway import GatewayDouble

@@ -1,7 +1,7 @@
 """Every FIM control token of every family is caught as mangling, wherever it sits in a middle.
 
 The token lists below are written out from CONTRACTS.md §3 (prompt tokens and stops) plus the
-other special tokens of each family's tokenizer, on purpose not read from evals.fim_prompts:
+other special tokens of each family's tokenizer, on purpose not read from evals.fim:
 a token dropped from the module's lists must fail here.
 """
 
@@ -11,9 +11,18 @@ import difflib
 
 import pytest
 
-from evals.fim import FimCaseScore, FimScore, judge_fim
-from evals.fim_hygiene import control_tokens_in, mangled_reasons, runs_past_suffix, suffix_probe
-from evals.fim_prompts import ALL_CONTROL_TOKENS, FAMILIES, family
+from evals.fim import (
+    ALL_CONTROL_TOKENS,
+    FAMILIES,
+    FimCaseScore,
+    FimScore,
+    control_tokens_in,
+    family,
+    judge_fim,
+    mangled_reasons,
+    runs_past_suffix,
+    suffix_probe,
+)
 
 CONTRACT_TOKENS: dict[str, tuple[str, ...]] = {
     "qwen2.5-coder": (

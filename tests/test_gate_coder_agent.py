@@ -16,15 +16,13 @@ import pytest
 
 from deploy.litellm_admin import LiteLLMAdmin, throwaway_key
 from evals.model_calls import RetryPolicy
-from evals.tool_loop import run_tool_loops
-from evals.tool_loop_model import ScenarioResult, ToolCallRecord
-from fixtures.platform.controls.coder_agent import KNOWN_BAD_ENV, known_bad_behaviour
+from evals.tool_loop import SCENARIOS, ScenarioResult, ToolCallRecord, run_tool_loops, scenario
+from fixtures.platform.controls.tool_loop import KNOWN_BAD_ENV, known_bad_behaviour
 from fixtures.platform.gateway import GatewayDouble
 from fixtures.platform.loopback import ThreadedServer
 from fixtures.platform.reference_agents import reference_agent
-from fixtures.tool_scenarios import SCENARIOS, scenario
-from gates.coder_agent.budget import SpendCheck, check_spend, key_exists, settled_baseline
-from gates.coder_agent.judge import judge_coder_agent
+from gates.kinds.tool_loop.budget import SpendCheck, check_spend, key_exists, settled_baseline
+from gates.kinds.tool_loop.judge import judge_coder_agent
 from tests.gate_runs import run_gates
 
 ALIAS = "coder-agent"

@@ -24,9 +24,9 @@ from evals.model_calls import RetryPolicy
 from fixtures.platform.gateway import GatewayDouble
 from fixtures.platform.loopback import ThreadedServer, free_port
 from fixtures.platform.reference_fim import Mode, ReferenceFimBackend
-from gates.coder_fim.config import FimGateConfig, gate_config
-from gates.coder_fim.gate import FimGateOutcome, evaluate, spread
-from gates.coder_fim.judge import FimGateVerdict, judge_gate
+from gates.kinds.fim.config import FimGateConfig, gate_config
+from gates.kinds.fim.gate import FimGateOutcome, evaluate, spread
+from gates.kinds.fim.judge import FimGateVerdict, judge_gate
 from gates.session import REPO_ROOT, AliasContext
 from tests.gate_runs import run_gates
 

@@ -14,7 +14,7 @@ from deploy.local import model_info
 from deploy.preexisting import PreexistingDeployer
 from evals.embeddings import EmbeddingCheck
 from fixtures.platform.standin_models import minilm_standin
-from gates.embeddings.judge import expected_dimensions, gate_settings, judge_gate
+from gates.kinds.embeddings.judge import expected_dimensions, gate_settings, judge_gate
 from tests.gate_runs import run_gates
 
 CATALOG = load_catalog()

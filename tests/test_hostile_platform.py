@@ -19,17 +19,14 @@ import pytest
 from evals.embeddings import EmbeddingsGate, judge_embeddings, load_triplets, run_embedding_checks
 from evals.fim import judge_fim, load_fim_cases, run_fim, score_fim
 from evals.humaneval import load_problems, run_humaneval
-from evals.latency import judge_latency, run_benchmark
-from evals.latency_models import LatencyPrompt, PromptSet
+from evals.latency import LatencyPrompt, PromptSet, judge_latency, run_benchmark
 from evals.model_calls import RetryPolicy, chat, completion, embeddings
 from evals.replies import MalformedReply, StreamAudit, audited, iter_sse, parse_body
-from evals.tool_loop import run_scenario
-from evals.tool_loop_judge import judge_tool_loops
+from evals.tool_loop import judge_tool_loops, run_scenario, scenario
 from evals.usage import call_probe
 from fixtures.platform.hostile_backend import BODY_FAULTS, STREAM_FAULTS, HostileBackend
-from fixtures.tool_scenarios import scenario
-from gates.claude_haiku.judge import judge_usage
-from gates.coder_chat.judge import judge_humaneval
+from gates.kinds.humaneval.judge import judge_humaneval
+from gates.kinds.usage.judge import judge_usage
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = RetryPolicy(attempts=2, initial_s=0.0, max_s=0.0)

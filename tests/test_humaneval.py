@@ -37,7 +37,7 @@ from fixtures.platform.reference_backends import (
 
 SUBSET_FILE = Path(fixtures.__file__).parent / "humaneval_promotion_subset.json"
 FAST = RetryPolicy(attempts=2, initial_s=0.0, max_s=0.0)
-# Runs below leave `checker` unset: the real sandbox (`evals.sandbox.check_many`) scores them.
+# Runs below leave `checker` unset: the real sandbox (`evals.sandbox.Sandbox`) scores them.
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +231,36 @@ def test_a_broken_checker_is_a_sandbox_error_not_a_failure(subset: list[dict]) -
     dumped = result.model_dump()
     assert [r["verdict"] for r in dumped["records"]] == ["sandbox_error"] * 2
     assert "no process slots" in dumped["records"][0]["reason"]
+
+
+# ---- overlapped scoring and targeted loading (issue 14.6) --------------------------------
+
+def test_only_the_subset_problems_are_loaded_in_its_order(problems: dict[str, dict]) -> None:
+    ids = load_subset(SUBSET_FILE).task_ids
+    loaded = load_problems(task_ids=ids)
+    assert list(loaded) == ids and all(loaded[t] == problems[t] for t in ids)
+    with pytest.raises(KeyError, match="HumanEval/999"):
+        load_problems(task_ids=["HumanEval/0", "HumanEval/999"])
+
+
+def test_answers_are_scored_while_later_requests_are_in_flight(subset: list[dict]) -> None:
+    """The last request waits for the first answer's score: fetch-all-then-score would make it
+    wait in vain (and the run would say so)."""
+    chosen = subset[:4]
+    first_scored = threading.Event()
+    waited: list[bool] = []
+
+    def reply(request_json: dict) -> str:
+        if find_humaneval_problem(request_json)["task_id"] == chosen[-1]["task_id"]:
+            waited.append(first_scored.wait(timeout=20))
+        return canonical_humaneval_reply(request_json)
+
+    def checker(problem: dict, completion: str):
+        if problem["task_id"] == chosen[0]["task_id"]:
+            first_scored.set()
+        return SimpleNamespace(status="passed", reason="")
+
+    with ScriptedBackend(reply) as backend:
+        result = run_humaneval(client_for(backend), "m", chosen, concurrency=1, checker=checker,
+                               progress=False)
+    assert waited == [True] and result.passed == len(chosen)

@@ -25,7 +25,7 @@ from tests.gate_runs import REPO_ROOT, gate_command
 from tests.routed_backend import routed_backend
 
 JUNIT_XSD = xmlschema.XMLSchema(Path(__file__).parent / "data" / "junit.xsd")
-TEST_ID = "gates/coder_chat/test_humaneval.py::test_humaneval_pass_rate"
+TEST_ID = "gates::coder-chat::humaneval"
 
 
 def test_ctrl_c_mid_gate_is_reported_interrupted_and_writes_no_status(tmp_path: Path) -> None:
@@ -67,14 +67,16 @@ def test_ctrl_c_mid_gate_is_reported_interrupted_and_writes_no_status(tmp_path: 
 
     JUNIT_XSD.validate(junit)
     suite = ET.parse(junit).getroot().find("testsuite")
-    (case,) = [c for c in suite.iter("testcase") if c.get("name") == "test_humaneval_pass_rate"]
+    (case,) = [c for c in suite.iter("testcase") if c.get("name") == "humaneval"]
     assert case.find("error") is not None and "interrupted" in case.find("error").get("message")
     assert suite.get("errors") == "1" and suite.get("tests") == "1"
 
     # Nothing proven: no verdict in the ledger, no status, no table, no temporary folder left.
     assert not [r for r in Ledger(outputs / "ledger.jsonl").records() if r.gate == "humaneval"]
     assert not (outputs / "catalog.yaml").exists() and not (outputs / "served-models.md").exists()
-    assert list(tmp.iterdir()) == []
+    # (The sandbox's slot locks are shared by every process on the machine and stay by design:
+    # answers are scored as they arrive, so the sandbox may have run before the interrupt.)
+    assert [p.name for p in tmp.iterdir() if p.name != "modelgate-sandbox-slots"] == []
     assert "INTERRUPTED" in output
 
 

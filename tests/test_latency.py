@@ -23,12 +23,12 @@ from evals.latency import (
     judge_latency,
     load_prompt_set,
     percentile_values,
+    percentiles,
     run_benchmark,
     run_profile,
     run_sweep,
 )
-from evals.latency_compare import compare_endpoints, comparison_table
-from evals.latency_stats import percentiles
+from evals.latency.compare import compare_endpoints, comparison_table
 from fixtures.platform.loopback import ThreadedServer
 from fixtures.platform.reference_streaming import (
     StreamingBackendProcess,
@@ -278,7 +278,7 @@ def test_shipped_prompt_set_is_valid(prompts):
 
 
 def test_comparison_command_prints_the_table_for_two_endpoints(tmp_path):
-    """`python -m evals.latency_compare` against two reference backends of different speeds (the
+    """`python -m evals.latency.compare` against two reference backends of different speeds (the
     raw-versus-KServe comparison; two vLLM engines are too costly here)."""
     import subprocess
     import sys
@@ -287,7 +287,7 @@ def test_comparison_command_prints_the_table_for_two_endpoints(tmp_path):
     kserve = StreamingBackendProcess(ttft_ms=40, itl_ms=3, tokens=6, name="kserve").start()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "evals.latency_compare", "--a", f"raw={raw.base_url}",
+            [sys.executable, "-m", "evals.latency.compare", "--a", f"raw={raw.base_url}",
              "--b", f"kserve={kserve.base_url}", "--model", "qwen2.5-0.5b-instruct", "--requests", "6",
              "--warmup", "1", "--json", str(tmp_path / "ab.json")],
             capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "140"},
@@ -301,11 +301,11 @@ def test_comparison_command_prints_the_table_for_two_endpoints(tmp_path):
     table = proc.stdout
     assert "Latency raw vs kserve" in table and "kserve/raw" in table
     assert all(name in table for name in ("TTFT", "ITL", "E2E", "p50", "p90", "p95", "p99"))
-    from evals.latency_models import LatencyComparison
+    from evals.latency import LatencyComparison
 
     saved = LatencyComparison.model_validate_json((tmp_path / "ab.json").read_text())
     ttft_p50 = next(r for r in saved.rows if r.metric == "ttft" and r.percentile == "p50")
     assert ttft_p50.ratio_b_over_a > 1.5 and f"{ttft_p50.ratio_b_over_a:.2f}x" in table
-    bad = subprocess.run([sys.executable, "-m", "evals.latency_compare", "--a", "raw", "--b", "x=http://h/v1",
+    bad = subprocess.run([sys.executable, "-m", "evals.latency.compare", "--a", "raw", "--b", "x=http://h/v1",
                           "--model", "m"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "expected LABEL=URL" in bad.stderr

@@ -146,6 +146,14 @@ def test_spend_is_read_back_three_ways(env: Env) -> None:
     assert all(log["spend"] >= 0 for log in env.admin.spend_logs())
 
 
+def test_settled_spend_waits_then_takes_what_is_there(env: Env) -> None:
+    key = env.admin.generate_key(max_budget=5.0)
+    assert env.chat(key).status_code == 200
+    assert env.admin.settled_spend(key, COST, timeout=5) == pytest.approx(COST)
+    # Never reached: no exception, the spend as it is (the gate reports the shortfall).
+    assert env.admin.settled_spend(key, 1.0, timeout=0.2) == pytest.approx(COST)
+
+
 def test_wait_for_spend_times_out_without_naming_the_key(env: Env) -> None:
     key = env.admin.generate_key()
     with pytest.raises(TimeoutError) as late:

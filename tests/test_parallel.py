@@ -25,11 +25,11 @@ def test_two_workers_keep_aliases_apart_and_share_one_run(tmp_path: Path) -> Non
     assert len({r.run_id for r in run.records}) == 1  # the workers used the controller's run id
     assert "scheduling tests via AliasGroupScheduling" in run.output  # set without --dist
     names = {case.get("name") for case in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")}
-    assert names == {"test_humaneval_pass_rate", "test_fim_direct_and_through_a_virtual_key"}
+    assert names == {"humaneval", "fim"}
     # The records name their test as a run without -n does (what --resume matches).
     assert {r.extra["nodeid"] for r in run.records} == {
-        "gates/coder_chat/test_humaneval.py::test_humaneval_pass_rate",
-        "gates/coder_fim/test_fim_gate.py::test_fim_direct_and_through_a_virtual_key",
+        "gates::coder-chat::humaneval",
+        "gates::coder-fim::fim",
     }
     (path,) = (tmp_path / "build" / "runs").glob("*/report.json")
     report = RunReport.model_validate_json(path.read_text())
@@ -42,6 +42,8 @@ def test_two_workers_keep_aliases_apart_and_share_one_run(tmp_path: Path) -> Non
 
 def test_the_scheduler_groups_gate_tests_by_alias_folder() -> None:
     aliases = load_catalog().names
+    assert alias_of_gate_folder("gates::coder-chat::humaneval", aliases) == "coder-chat"
+    assert alias_of_gate_folder("gates::not-an-alias::humaneval", aliases) is None
     assert alias_of_gate_folder("gates/coder_chat/test_humaneval.py::test_x", aliases) == "coder-chat"
     assert alias_of_gate_folder("gates/coder_chat/test_more.py::test_y[3]", aliases) == "coder-chat"
     assert alias_of_gate_folder("gates/not_an_alias/test_x.py::test_x", aliases) is None

@@ -58,7 +58,7 @@ def test_a_passing_run_writes_valid_junit_json_and_markdown(tmp_path: Path) -> N
     assert run.returncode == 0, run.output[-3000:]
     record = run.record("humaneval")
     JUNIT_XSD.validate(tmp_path / "junit.xml")
-    case = cases(tmp_path / "junit.xml")["test_humaneval_pass_rate"]
+    case = cases(tmp_path / "junit.xml")["humaneval"]
     assert props(case) == {
         "modelgate.alias": "coder-chat",
         "modelgate.humaneval.alias": "coder-chat",
@@ -75,7 +75,7 @@ def test_a_passing_run_writes_valid_junit_json_and_markdown(tmp_path: Path) -> N
     report = report_of(run)
     assert report.passed and report.exit_status == 0 and report.verdicts == {"pass": 1}
     (gate,) = report.gates
-    assert gate.test == "gates/coder_chat/test_humaneval.py::test_humaneval_pass_rate"
+    assert gate.test == "gates::coder-chat::humaneval"
     assert gate.records[0].record_id == record.record_id and gate.verdict == "pass"
     assert report.kind == "control" and report.statuses == {}  # a control writes no status
     assert report.outcome == "passed" and not report.interrupted
@@ -97,7 +97,7 @@ def test_fail_is_a_failure_and_error_is_an_error_element(tmp_path: Path) -> None
                     outputs=tmp_path / "bad")
     assert bad.returncode == 1
     JUNIT_XSD.validate(tmp_path / "bad.xml")
-    case = cases(tmp_path / "bad.xml")["test_humaneval_pass_rate"]
+    case = cases(tmp_path / "bad.xml")["humaneval"]
     assert case.find("failure") is not None and case.find("error") is None
     assert report_of(bad).gates[0].verdict == "fail"
 
@@ -109,7 +109,7 @@ def test_fail_is_a_failure_and_error_is_an_error_element(tmp_path: Path) -> None
     assert broken.returncode == 1
     assert broken.record("humaneval").verdict == "error"  # raised in the call phase
     JUNIT_XSD.validate(tmp_path / "error.xml")
-    case = cases(tmp_path / "error.xml")["test_humaneval_pass_rate"]
+    case = cases(tmp_path / "error.xml")["humaneval"]
     assert case.find("error") is not None and case.find("failure") is None
     assert "GatePlatformError" in case.find("error").get("message")
     suite = ET.parse(tmp_path / "error.xml").getroot().find("testsuite")
@@ -122,18 +122,18 @@ def test_fail_is_a_failure_and_error_is_an_error_element(tmp_path: Path) -> None
 def test_collect_only_lists_the_gates_and_marker_expressions_select(tmp_path: Path) -> None:
     listed = run_gates("--collect-only", "-q", "-m", "coder-chat", outputs=tmp_path)
     assert listed.returncode == 0, listed.output
-    assert "coder-chat: humaneval pass rate (coder-chat gate: HumanEval through the gateway" in listed.output
-    assert "gates/coder_chat/test_humaneval.py::test_humaneval_pass_rate" in listed.output
+    assert "coder-chat: humaneval (HumanEval pass rate at or above the catalog's threshold" in listed.output
+    assert "gates::coder-chat::humaneval" in listed.output
     others = run_gates("--collect-only", "-q", "-m", "not coder-chat and not qwen-local", outputs=tmp_path)
     assert others.returncode == 0, others.output
-    assert "coder_chat" not in others.output and "qwen_local" not in others.output
-    assert "gates/coder_fim/" in others.output
+    assert "gates::coder-chat::" not in others.output and "gates::qwen-local::" not in others.output
+    assert "gates::coder-fim::fim" in others.output
     assert not (tmp_path / "build" / "runs").exists()  # listing gates writes no report
 
 
 # ---- an interrupted run, a smoke run, a control (issue 21.5) ------------------------------
 
-INTERRUPTED_TEST = "gates/coder_chat/test_humaneval.py::test_humaneval_pass_rate"
+INTERRUPTED_TEST = "gates::coder-chat::humaneval"
 
 
 def _report(gates, *, exit_status: int = 2, interrupted: bool = True, kind: str = "gate",
@@ -171,7 +171,7 @@ def test_an_interrupted_report_never_reads_passed() -> None:
     text = render_markdown(report)
     assert text.startswith("## modelgate run `r1`: INTERRUPTED") and "PASSED" not in text
     assert f"{INTERRUPTED_TEST} (coder-chat) did not finish; no status written for it" in text
-    assert "| coder-chat | `test_humaneval_pass_rate` | **INTERRUPTED** |" in text
+    assert "| coder-chat | `humaneval` | **INTERRUPTED** |" in text
     # Interrupted between gates (exit 0 is impossible then, but the flag alone decides).
     assert _report([], exit_status=0, interrupted=True).outcome == "interrupted"
     assert _report([], exit_status=1, interrupted=False).outcome == "failed"
@@ -200,8 +200,8 @@ def test_the_unfinished_gate_becomes_a_named_error_testcase(tmp_path: Path) -> N
     gate = GateOutcome(test=INTERRUPTED_TEST, alias="coder-chat", outcome="interrupted", verdict=None)
     assert interrupted_as_error_elements(path, [gate]) == 1
     JUNIT_XSD.validate(path)
-    case = cases(path)["test_humaneval_pass_rate"]
-    assert case.get("classname") == "gates.coder_chat.test_humaneval"
+    case = cases(path)["humaneval"]
+    assert case.get("classname") == "gates.coder-chat"
     assert case.find("error").get("message") == f"interrupted: {INTERRUPTED_TEST}"
     suite = ET.parse(path).getroot().find("testsuite")
     assert (suite.get("tests"), suite.get("errors")) == ("1", "1")
@@ -210,6 +210,6 @@ def test_the_unfinished_gate_becomes_a_named_error_testcase(tmp_path: Path) -> N
                     'errors="0" failures="0" skipped="0" tests="0"></testsuite></testsuites>')
     assert interrupted_as_error_elements(path, [gate]) == 1
     JUNIT_XSD.validate(path)
-    assert cases(path)["test_humaneval_pass_rate"].find("error") is not None
+    assert cases(path)["humaneval"].find("error") is not None
     passed = gate.model_copy(update={"outcome": "passed"})
     assert interrupted_as_error_elements(path, [passed]) == 0

@@ -11,14 +11,16 @@ from pydantic import ValidationError
 
 from evals.sandbox import (
     Limits,
+    NotPlainData,
     Sandbox,
     candidate_program,
     check_many,
     check_source,
+    decode,
+    encode,
     isolation_available,
+    predicted_calls,
 )
-from evals.sandbox_judge import predicted_calls
-from evals.sandbox_values import NotPlainData, decode, encode
 
 SMALL = Limits(cpu_seconds=2, wall_seconds=4, memory_bytes=512 << 20, processes=16, output_bytes=64 << 10)
 ADD = {

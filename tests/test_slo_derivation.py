@@ -12,7 +12,6 @@ import pytest
 from deploy.catalog import DEFAULT_CATALOG, SLO, load_catalog
 from deploy.litellm_admin import LiteLLMAdmin
 from deploy.local import litellm_params, model_info
-from deploy.slo_derivation import main
 from deploy.slo_store import (
     SLOStoreError,
     cpu_profile_path,
@@ -21,6 +20,7 @@ from deploy.slo_store import (
     write_cpu_profile_slo,
 )
 from fixtures.platform.reference_streaming import StreamingBackendProcess, StreamingSpec
+from gates.slo_derivation import main
 
 DERIVED = SLO(state="derived", ttft_p95_ms=62, itl_p95_ms=13, e2e_p95_ms=1600, max_output_tokens=512,
               source="test rig", derived_from_run="lat-20260101T000000-abcdef", headroom=1.5)
@@ -128,7 +128,7 @@ def test_command_rejects_bad_input(catalog, capsys) -> None:
     assert "mode 'embedding'" in capsys.readouterr().out
     assert main(["--alias", "coder-chat", "--gateway-url", "http://127.0.0.1:9", "--headroom", "0.5"]) == 2
     assert "headroom" in capsys.readouterr().out
-    proc = subprocess.run([sys.executable, "-m", "deploy.slo_derivation", "--alias", "coder-chat",
+    proc = subprocess.run([sys.executable, "-m", "gates.slo_derivation", "--alias", "coder-chat",
                            "--gateway-url", "http://127.0.0.1:9", "--catalog", str(catalog)],
                           capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode != 0 and "LITELLM_MASTER_KEY" in proc.stdout + proc.stderr

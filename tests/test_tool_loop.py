@@ -14,16 +14,24 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from evals.model_calls import RetryPolicy
-from evals.tool_loop import CallProblem, run_scenario, run_tool_loops, validate_call
-from evals.tool_loop_judge import (
+from evals.tool_loop import (
+    SCENARIOS,
+    CallProblem,
+    ScenarioResult,
+    ToolCallRecord,
+    ToolScenario,
+    ToolSpec,
+    assemble_stream,
     compare_modes,
     describe_kinds,
     failure_kinds,
     judge_tool_loops,
     results_table,
+    run_scenario,
+    run_tool_loops,
+    scenario,
+    validate_call,
 )
-from evals.tool_loop_model import ScenarioResult, ToolCallRecord, ToolScenario, ToolSpec
-from evals.tool_loop_reply import assemble_stream
 from fixtures.platform.loopback import ThreadedServer
 from fixtures.platform.reference_agents import (
     NO_TOOL_PARSER_MESSAGE,
@@ -34,7 +42,6 @@ from fixtures.platform.reference_agents import (
     reference_agent,
     scripted_agent,
 )
-from fixtures.tool_scenarios import SCENARIOS, scenario
 
 PRICE = (0.5e-6, 1.5e-6)  # coder-agent's catalog prices per token
 FAST = RetryPolicy(attempts=2, initial_s=0.0, max_s=0.0)

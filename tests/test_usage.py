@@ -39,7 +39,7 @@ from fixtures.platform.agentgateway_translation import (
 from fixtures.platform.anthropic_standin import ScriptedError, ScriptedReply, ScriptedUsage
 from fixtures.platform.gateway import GatewayDouble
 from fixtures.platform.loopback import ThreadedServer
-from gates.claude_haiku.judge import judge_usage
+from gates.kinds.usage.judge import judge_usage
 
 MASTER = "sk-master-" + secrets.token_hex(8)
 ENTRY = load_catalog().get("claude-haiku")

@@ -18,7 +18,7 @@ import pytest
 
 from deploy.catalog_cli import main as catalog_cli
 from deploy.litellm_admin import GatewayUnavailable
-from evals import latency_compare
+from evals.latency import compare as latency_compare
 from fixtures.platform import gateway
 from fixtures.platform.loopback import free_port
 from fixtures.platform.reference_backends import erroring_backend
@@ -244,7 +244,7 @@ def test_latency_compare_names_an_endpoint_whose_every_request_failed(capsys) ->
 
 
 def test_slo_derivation_names_an_unreachable_gateway(capsys, monkeypatch) -> None:
-    from deploy import slo_derivation
+    from gates import slo_derivation
 
     url = closed_port_url()
     monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-test-0123456789abcdef")

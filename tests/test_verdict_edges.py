@@ -14,22 +14,20 @@ from deploy.ledger import GateRecord
 from evals.checks import CheckResult
 from evals.embeddings import EmbeddingCheck, judge_embeddings
 from evals.fim import FimCaseScore, FimRun, FimScore, TransportComparison, judge_fim
-from evals.latency import judge_latency
-from evals.latency_models import LatencySummary, Percentiles
-from evals.tool_loop_judge import judge_tool_loops
-from evals.tool_loop_model import ScenarioResult, ToolCallRecord
+from evals.latency import LatencySummary, Percentiles, judge_latency
+from evals.tool_loop import ScenarioResult, ToolCallRecord, judge_tool_loops
 from evals.usage import UsageCheck
-from gates.claude_haiku.judge import judge_usage
-from gates.coder_agent.budget import SpendCheck as AgentSpend
-from gates.coder_agent.judge import judge_coder_agent
-from gates.coder_chat.judge import judge_humaneval
-from gates.coder_fim.config import FimGateConfig
-from gates.coder_fim.gate import FimGateOutcome
-from gates.coder_fim.gate import SpendCheck as FimSpend
-from gates.coder_fim.judge import judge_gate as judge_fim_gate
-from gates.coder_fim.wire import TransportWire, WireSummary
-from gates.embeddings.judge import judge_gate as judge_embeddings_gate
-from gates.qwen_local.report import status_summary
+from gates.kinds.embeddings.judge import judge_gate as judge_embeddings_gate
+from gates.kinds.fim.config import FimGateConfig
+from gates.kinds.fim.gate import FimGateOutcome
+from gates.kinds.fim.gate import SpendCheck as FimSpend
+from gates.kinds.fim.judge import judge_gate as judge_fim_gate
+from gates.kinds.fim.wire import TransportWire, WireSummary
+from gates.kinds.humaneval.judge import judge_humaneval
+from gates.kinds.latency.report import status_summary
+from gates.kinds.tool_loop.budget import SpendCheck as AgentSpend
+from gates.kinds.tool_loop.judge import judge_coder_agent
+from gates.kinds.usage.judge import judge_usage
 
 # ---- coder-chat: HumanEval pass rate >= min_pass_rate ----------------------------------------
 
@@ -442,7 +440,7 @@ def test_check_result_passed_only_on_pass() -> None:
 # ---- latency percentiles: exact values on known inputs --------------------------------------------
 
 def test_p95_of_0_to_100_is_95_exactly() -> None:
-    from evals.latency_stats import percentile_values
+    from evals.latency import percentile_values
 
     values = [float(v) for v in range(101)]
     assert percentile_values(values) == {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
@@ -451,7 +449,7 @@ def test_p95_of_0_to_100_is_95_exactly() -> None:
 
 
 def test_percentiles_interpolate_between_ranks() -> None:
-    from evals.latency_stats import percentile_values
+    from evals.latency import percentile_values
 
     assert percentile_values([10.0, 20.0]) == pytest.approx(
         {"p50": 15.0, "p90": 19.0, "p95": 19.5, "p99": 19.9})
@@ -462,7 +460,7 @@ def test_percentiles_interpolate_between_ranks() -> None:
 
 
 def test_percentiles_summary_rounds_to_microseconds() -> None:
-    from evals.latency_stats import percentiles
+    from evals.latency import percentiles
 
     stats = percentiles([1.00049, 2.0, 3.0])
     assert stats is not None
@@ -473,7 +471,7 @@ def test_percentiles_summary_rounds_to_microseconds() -> None:
 
 def _row(i: int, *, error: str | None = None, ttft: float | None = 10.0, itl=(1.0, 2.0),
          e2e: float | None = 100.0, tokens: int | None = 5):
-    from evals.latency_models import RequestRow
+    from evals.latency import RequestRow
 
     return RequestRow(run_id="r", index=i, endpoint="e", concurrency=1, prompt_id=f"p{i}",
                       start_ms=0.0, ttft_ms=None if error else ttft, itl_ms=[] if error else list(itl),
@@ -482,7 +480,7 @@ def _row(i: int, *, error: str | None = None, ttft: float | None = 10.0, itl=(1.
 
 
 def _summarize(rows, duration_s: float = 2.0):
-    from evals.latency_stats import summarize
+    from evals.latency import summarize
 
     return summarize(rows, run_id="r", endpoint="e", model="m", prompt_set="p", profile="sequential",
                      concurrency=1, max_tokens=16, warmup=0, started_at="t",
@@ -1125,7 +1123,7 @@ def _deployment(stand_in: bool, dimensions: int | None):
 
 
 def test_expected_dimensions_come_from_the_stand_in_only_when_it_serves() -> None:
-    from gates.embeddings.judge import expected_dimensions
+    from gates.kinds.embeddings.judge import expected_dimensions
 
     entry = _embeddings_entry(dimensions=768)
     stand_in = expected_dimensions(entry, _deployment(True, 384))
@@ -1149,7 +1147,7 @@ def _embeddings_config(**fields):
     (["--other", "1", "--max-client-batch-size", "5"], 5), (["--max-client-batch-size"], 32), ([], 32),
 ])
 def test_embeddings_batch_limit_is_read_from_the_serve_args(serve_args, batch) -> None:
-    from gates.embeddings.judge import gate_settings
+    from gates.kinds.embeddings.judge import gate_settings
 
     entry = _embeddings_entry(serve_args=serve_args, context=256)
     gate = gate_settings(entry, _embeddings_config(min_triplet_rate=0.8), 384)
@@ -1239,7 +1237,7 @@ def test_latency_status_lists_metrics_when_the_error_is_a_missing_metric() -> No
 
 def test_budget_binding_becomes_an_embeddings_check() -> None:
     from evals.budget import BudgetBinding
-    from gates.embeddings.judge import budget_check
+    from gates.kinds.embeddings.judge import budget_check
 
     binding = BudgetBinding(outcome="fail", reason="never refused", max_budget=1e-5, answered=9,
                             refusal_status=None, over_budget_answers=4, expected_spend=2e-5,
@@ -1399,7 +1397,7 @@ def test_latency_pass_reason_reads_below_target() -> None:
 
 
 def test_embeddings_gate_takes_every_catalog_threshold() -> None:
-    from gates.embeddings.judge import gate_settings
+    from gates.kinds.embeddings.judge import gate_settings
 
     config = _embeddings_config(min_triplet_rate=0.8, normalization_tolerance=0.01,
                                 batch_cosine_min=0.99)
@@ -1423,7 +1421,7 @@ def test_latency_reasons_in_full() -> None:
 
 
 def test_percentiles_of_nothing_is_named() -> None:
-    from evals.latency_stats import percentile_values
+    from evals.latency import percentile_values
 
     with pytest.raises(ValueError, match="^percentiles of an empty set$"):
         percentile_values([])
@@ -1544,7 +1542,7 @@ def test_tool_loop_failures_list_four_then_count_the_rest() -> None:
 @pytest.mark.parametrize("field", ["completed", "steps", "calls_valid", "max_parallel", "answer",
                                    "answer_correct", "passed", "reason", "platform_error"])
 def test_modes_disagree_on_any_outcome_field(field: str) -> None:
-    from evals.tool_loop_judge import compare_modes
+    from evals.tool_loop import compare_modes
 
     plain = _runs(1, 1)
     value = {"completed": False, "steps": 9, "calls_valid": False, "max_parallel": 3,
@@ -1583,7 +1581,7 @@ def test_budget_reasons_in_full(monkeypatch) -> None:
 
 
 def test_mode_comparison_cases() -> None:
-    from evals.tool_loop_judge import compare_modes
+    from evals.tool_loop import compare_modes
 
     def call(call_id: str, arguments: str = "{}") -> ToolCallRecord:
         return ToolCallRecord(step=1, id=call_id, name="t", arguments=arguments, valid=True)

@@ -105,7 +105,7 @@ def _fim_cases() -> dict[str, dict[str, Any]]:
 @functools.cache
 def _scenario_tasks() -> dict[str, str]:
     try:
-        from fixtures.tool_scenarios import SCENARIOS
+        from evals.tool_loop import SCENARIOS
 
         return {s.name: s.task for s in SCENARIOS}
     except Exception:

@@ -14,10 +14,8 @@ from typing import Any, Literal
 
 import httpx
 
-from evals.fim_cases import load_fim_cases
-from evals.fim_prompts import build_fim_prompt
-from evals.tool_loop import DEFAULT_SYSTEM
-from fixtures.tool_scenarios import SCENARIOS
+from evals.fim import build_fim_prompt, load_fim_cases
+from evals.tool_loop import DEFAULT_SYSTEM, SCENARIOS
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_KEY = "sk-conformance-no-such-key-0000"

@@ -15,14 +15,12 @@ import pytest
 from deploy.local import EGRESS_PLACEHOLDER_KEY, litellm_params
 from deploy.route_check import route_check
 from evals.embeddings import check_registered, load_triplets, run_embedding_checks
-from evals.fim import load_fim_cases, score_fim
-from evals.fim_transport import compare_transports, run_fim
+from evals.fim import compare_transports, load_fim_cases, run_fim, score_fim
 from evals.humaneval import load_problems, load_subset, run_humaneval, select
 from evals.latency import load_prompt_set, run_benchmark
-from evals.tool_loop import run_tool_loops
+from evals.tool_loop import SCENARIOS, run_tool_loops
 from evals.usage import Prices, UsageSettings, run_usage_checks
-from fixtures.tool_scenarios import SCENARIOS
-from gates.embeddings.judge import gate_settings
+from gates.kinds.embeddings.judge import gate_settings
 from tests.conformance.conftest import Gateway
 
 REPO = Path(__file__).resolve().parents[2]

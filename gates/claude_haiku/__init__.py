@@ -1,1 +1,0 @@
-"""claude-haiku: usage normalization of an external provider behind the OpenAI facade."""

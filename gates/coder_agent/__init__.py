@@ -1,1 +1,0 @@
-"""coder-agent: autonomous tool loops through a budgeted virtual key, both streamed and not."""

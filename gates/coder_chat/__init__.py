@@ -1,1 +1,0 @@
-"""coder-chat: HumanEval through the gateway, executed in the sandbox, pass rate gated."""

@@ -1,1 +1,0 @@
-"""embeddings: registered at the gateway, correct vectors, and a budget that binds."""

@@ -1,0 +1,48 @@
+"""The coder-fim verdict: the FIM eval's judgement, plus the gate's spend and wire checks."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from deploy.ledger import Counts, Verdict
+from evals.fim import judge_fim
+from gates.kinds.fim.config import FimGateConfig
+from gates.kinds.fim.gate import FimGateOutcome
+
+
+class FimGateVerdict(BaseModel):
+    verdict: Verdict
+    functional_rate: float
+    summary: str  # e.g. "FIM /v1/completions 200 (direct + vkey), functional 14/20"
+    reason: str
+    counts: Counts
+
+
+def judge_gate(outcome: FimGateOutcome, config: FimGateConfig) -> FimGateVerdict:
+    """ERROR when the platform did not answer (a request, or /key/info); FAIL when the answers
+    are wrong or mangled, the transports serve different models, a request carried `suffix`,
+    or the key's spend did not grow by what its requests cost."""
+    score = outcome.score
+    base = judge_fim(score, config.min_functional_rate, config.max_mangled_rate,
+                     comparison=outcome.comparison)
+    verdict: Verdict = base.verdict
+    problems = [] if verdict == "pass" else [base.reason]
+    if verdict != "error":
+        if outcome.spend.status == "unreadable":
+            verdict = "error"
+            problems = [outcome.spend.detail]
+        else:
+            if outcome.wire.with_suffix:
+                problems.append(f"{outcome.wire.with_suffix} requests carried `suffix` "
+                                "(vLLM refuses it; the client must format the prompt)")
+            if outcome.spend.status != "grew":
+                problems.append(outcome.spend.detail)
+            verdict = "fail" if problems else "pass"
+    reason = "; ".join(problems) if problems else f"{base.reason}; {outcome.spend.detail}"
+    unanswered = score.total - score.answered
+    counts = Counts(passed=score.functional, failed=score.answered - score.functional,
+                    errors=unanswered, total=score.total)
+    return FimGateVerdict(
+        verdict=verdict, functional_rate=score.functional / score.total if score.total else 0.0,
+        summary=base.status, reason=reason, counts=counts,
+    )

@@ -1,0 +1,139 @@
+"""The gate-kind registry: a kind is its typed config and one function measuring an alias.
+
+`@gate_kind("humaneval", config=HumanEvalGate, options=[...])` records a kind once; the catalog
+binds kinds to aliases (`gates: {humaneval: ...}`), and the core plugin generates one test item
+per (alias, gate). Every kind returns the one verdict type, `GateVerdict`; `record_outcome` is
+the one record path (ledger append with the kind's scope and limits, then enforce).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from deploy.gate_configs import GateConfig
+from deploy.ledger import Counts, GateRecord, Verdict, now
+from gates.session import AliasContext
+from gates.verdicts import enforce
+
+
+class GateVerdict(BaseModel):
+    """What measuring an alias proved: the one verdict type every gate kind returns."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    verdict: Verdict
+    metric: str
+    value: float | None
+    threshold: float | None
+    summary: str
+    reason: str = ""
+    counts: Counts | None = None
+    details: list[Any] = []
+    served_model_name: str | None = None
+    extra: dict[str, Any] = {}
+
+
+@dataclass
+class GateContext:
+    """What a kind's `measure` gets: the deployed alias with its key, the run's scope, options."""
+
+    alias: AliasContext
+    config: pytest.Config
+    scope: str  # "promotion" | "release"
+    started_at: Any = field(default_factory=now)
+
+    @property
+    def name(self) -> str:
+        return self.alias.entry.alias
+
+    @property
+    def build_dir(self) -> Path:
+        return Path(self.config.getoption("--build-dir"))
+
+    def option(self, flag: str) -> Any:
+        return self.config.getoption(flag)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line option of a kind (registered once, whatever the number of aliases)."""
+
+    flag: str
+    kwargs: dict[str, Any]
+
+
+Measure = Callable[[GateContext, Any], GateVerdict]
+
+
+@dataclass(frozen=True)
+class GateKind:
+    name: str
+    config: type[GateConfig]
+    measure: Measure
+    options: tuple[Option, ...] = ()
+    doc: str = ""
+    # Checked after the alias's key is deleted (e.g. the key must really be gone).
+    after_key: Callable[[AliasContext], None] | None = None
+
+
+_KINDS: dict[str, GateKind] = {}
+
+
+def gate_kind(
+    name: str, *, config: type[GateConfig], options: list[Option] | tuple[Option, ...] = (),
+    after_key: Callable[[AliasContext], None] | None = None,
+) -> Callable[[Measure], Measure]:
+    """Register `measure` as gate kind `name` with its typed config and options."""
+
+    def register(measure: Measure) -> Measure:
+        if name in _KINDS and _KINDS[name].measure is not measure:
+            raise ValueError(f"gate kind {name!r} is registered twice")
+        doc = (measure.__doc__ or "").strip()
+        _KINDS[name] = GateKind(name, config, measure, tuple(options), doc, after_key)
+        return measure
+
+    return register
+
+
+def kinds() -> dict[str, GateKind]:
+    """Every registered kind (each `gates/kinds/<kind>` package registers itself on import)."""
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if module.ispkg:
+            importlib.import_module(f"{__package__}.{module.name}")
+    return dict(_KINDS)
+
+
+def kind(name: str) -> GateKind:
+    found = kinds().get(name)
+    if found is None:
+        raise KeyError(f"no gate kind {name!r} (known: {', '.join(sorted(_KINDS))})")
+    return found
+
+
+def record_outcome(ctx: GateContext, gate: str, outcome: GateVerdict) -> GateRecord:
+    """The one record path: the outcome goes to the ledger (with the run's target), then the
+    test passes, fails (FAIL) or errors (ERROR) by its verdict."""
+    record = ctx.alias.record(
+        gate=gate, verdict=outcome.verdict, metric=outcome.metric, value=outcome.value,
+        threshold=outcome.threshold, summary=outcome.summary, reason=outcome.reason,
+        counts=outcome.counts, details=outcome.details,
+        served_model_name=outcome.served_model_name, started_at=ctx.started_at,
+        extra=outcome.extra,
+    )
+    enforce(record)
+    return record
+
+
+def run_gate(ctx: GateContext, gate: str) -> GateRecord:
+    """Measure the alias with kind `gate` under its typed catalog config, record, enforce."""
+    found = kind(gate)
+    config = ctx.alias.entry.gate(gate)
+    return record_outcome(ctx, gate, found.measure(ctx, config))
