@@ -1895,7 +1895,8 @@ def test_spend_delta_details_and_absolute_tolerance() -> None:
     assert near_zero.outcome == "pass"  # float noise on a free model is not a spend
     assert near_zero.details == {"spend_delta": 1e-13, "expected": 0.0}
     off = check_spend_delta(2e-6, 1e-6)
-    assert off.reason == ("the key's spend grew by 2e-06 USD, list price x tokens is 1e-06 USD")
+    assert off.reason == ("the key's spend grew by 2e-06 USD, LiteLLM's cost of the replies' "
+                          "usage at list prices is 1e-06 USD")
     assert shape_problems([])[0].startswith("(body): Input should be a valid dictionary")
 
 
@@ -1911,7 +1912,8 @@ def test_stream_usage_failures_in_full() -> None:
     assert check.details == {"chunks": 3, "usage": usage}
     no_usage = [*silent[:2], {"choices": [], "usage": None}]
     check = check_stream_usage(ProbeReply(probe="stream", ok=True, chunks=no_usage, done=True))
-    assert check.reason == "the last chunk is not a usage chunk (choices [] with usage); the stream carried no text"
+    assert check.reason == ("the last chunk is not a usage chunk (usage, with choices [] or only "
+                            "empty deltas); the stream carried no text")
 
 
 def test_finish_reason_reasons_and_details() -> None:
@@ -1945,7 +1947,9 @@ def test_known_secrets_and_tiny_costs_in_the_usage_checks() -> None:
     free.headers["x-litellm-response-cost"] = "1e-13"  # rounding noise on a free model
     cost = check_response_cost([free], Prices(input_per_token=0.0, output_per_token=0.0))
     assert cost.outcome == "pass"
-    assert cost.details == {"costs": {"short": {"header": "1e-13", "expected": 0.0}}}
+    assert cost.details == {"costs": {"short": {
+        "header": "1e-13", "expected": 0.0,
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}}}
 
 
 def test_cache_convention_defaults_and_baselines() -> None:
