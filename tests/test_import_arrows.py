@@ -53,7 +53,9 @@ def wrong_way(path: Path, name: str) -> str | None:
     if here == "gates" and there in ("fixtures", "tests"):
         return "gates reach fixtures/ only through the deployers (deploy/local.py)"
     parts = name.split(".")
-    if there == "evals" and len(parts) > 2 and parts[2].startswith("_"):
+    # A private module of an evals subpackage (a `_name` inside a plain module is a name).
+    if (there == "evals" and len(parts) > 2 and parts[2].startswith("_")
+            and (REPO / "evals" / parts[1]).is_dir()):
         package = "/".join(parts[:2])
         if not rel.startswith(package + "/"):
             return f"{'.'.join(parts[:2])}'s private modules are its own: import the package"
