@@ -17,6 +17,7 @@ import pytest
 
 from deploy.catalog import load_catalog
 from deploy.deployer import Deployment
+from deploy.gate_configs import FimGate
 from deploy.litellm_admin import LiteLLMAdmin, throwaway_key
 from deploy.local import litellm_params, model_info
 from evals.fim import load_fim_cases
@@ -24,7 +25,7 @@ from evals.model_calls import RetryPolicy
 from fixtures.platform.gateway import GatewayDouble
 from fixtures.platform.loopback import ThreadedServer, free_port
 from fixtures.platform.reference_fim import Mode, ReferenceFimBackend
-from gates.kinds.fim.config import FimGateConfig, gate_config
+from gates.kinds.fim.config import gate_config
 from gates.kinds.fim.gate import FimGateOutcome, evaluate, spread
 from gates.kinds.fim.judge import FimGateVerdict, judge_gate
 from gates.session import REPO_ROOT, AliasContext
@@ -156,7 +157,7 @@ def test_bad_gate_config_names_the_alias_and_field() -> None:
     typo = ENTRY.model_copy(update={"gates": {"fim": {"min_functional_rate": 0.6, "max_mangeld_rate": 0.2}}})
     with pytest.raises(ValueError, match="max_mangeld_rate"):
         gate_config(typo)
-    assert isinstance(gate_config(ENTRY), FimGateConfig)
+    assert isinstance(gate_config(ENTRY), FimGate)
 
 
 def test_spread_keeps_every_kind() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from deploy.gate_configs import FimGate
 from deploy.ledger import GateRecord
 from evals.checks import CheckResult
 from evals.embeddings import EmbeddingCheck, judge_embeddings
@@ -18,7 +19,6 @@ from evals.latency import LatencySummary, Percentiles, judge_latency
 from evals.tool_loop import ScenarioResult, ToolCallRecord, judge_tool_loops
 from evals.usage import UsageCheck
 from gates.kinds.embeddings.judge import judge_gate as judge_embeddings_gate
-from gates.kinds.fim.config import FimGateConfig
 from gates.kinds.fim.gate import FimGateOutcome
 from gates.kinds.fim.gate import SpendCheck as FimSpend
 from gates.kinds.fim.judge import judge_gate as judge_fim_gate
@@ -190,7 +190,7 @@ def _fim_outcome(score: FimScore, *, spend: str = "grew", suffix: int = 0,
     )
 
 
-FIM_CONFIG = FimGateConfig(min_functional_rate=0.5, max_mangled_rate=0.1)
+FIM_CONFIG = FimGate(min_functional_rate=0.5, max_mangled_rate=0.1)
 
 
 @pytest.mark.parametrize(("functional", "mangled", "verdict"), [

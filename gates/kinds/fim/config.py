@@ -7,10 +7,7 @@ from deploy.gate_configs import FimGate
 
 GATE = "fim"
 
-FimGateConfig = FimGate  # the gate's modules name it so
-
-
-def gate_config(entry: AliasEntry) -> FimGateConfig:
+def gate_config(entry: AliasEntry) -> FimGate:
     """The alias's FIM settings; a bad block names the alias and the field at fault."""
     config = entry.gate(GATE)
     assert isinstance(config, FimGate)

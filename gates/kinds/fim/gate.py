@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from deploy.catalog import AliasEntry
+from deploy.gate_configs import FimGate
 from deploy.litellm_admin import GatewayError, LiteLLMAdmin, VirtualKey
 from evals.fim import (
     FimCallResult,
@@ -23,7 +24,6 @@ from evals.fim import (
     score_fim,
 )
 from evals.model_calls import RetryPolicy
-from gates.kinds.fim.config import FimGateConfig
 from gates.kinds.fim.wire import WireLog, WireSummary
 from gates.session import AliasContext
 
@@ -137,7 +137,7 @@ def check_spend(admin: LiteLLMAdmin, key: VirtualKey, before: float | None, run:
     return SpendCheck(status="grew" if grew else "flat", after=after, **common, detail=detail)
 
 
-def evaluate(context: AliasContext, cases: Sequence[FimCase], config: FimGateConfig,
+def evaluate(context: AliasContext, cases: Sequence[FimCase], config: FimGate,
              fim_family: str, *, policy: RetryPolicy | None = None) -> FimGateOutcome:
     """Run the cases over both transports, then compare, check spend and score the gateway's run."""
     wire = WireLog()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from deploy.gate_configs import FimGate
 from deploy.ledger import Counts, Verdict
 from evals.fim import judge_fim
-from gates.kinds.fim.config import FimGateConfig
 from gates.kinds.fim.gate import FimGateOutcome
 
 
@@ -18,7 +18,7 @@ class FimGateVerdict(BaseModel):
     counts: Counts
 
 
-def judge_gate(outcome: FimGateOutcome, config: FimGateConfig) -> FimGateVerdict:
+def judge_gate(outcome: FimGateOutcome, config: FimGate) -> FimGateVerdict:
     """ERROR when the platform did not answer (a request, or /key/info); FAIL when the answers
     are wrong or mangled, the transports serve different models, a request carried `suffix`,
     or the key's spend did not grow by what its requests cost."""

@@ -27,9 +27,6 @@ from gates.slo_derivation import BenchmarkPlan, Derivation, derive_alias_slo
 Profile = Literal["catalog", "cpu"]
 
 
-LatencyGateConfig = LatencyGate  # `gates.latency`, typed and checked when the catalog loads
-
-
 class GateTargets(BaseModel):
     profile: Profile
     slo: SLO
@@ -58,7 +55,7 @@ def catalog_targets(entry: AliasEntry) -> GateTargets:
 
 
 def cpu_targets(
-    context: AliasContext, build_dir: Path, gate: LatencyGateConfig, requests: int, *, progress: bool = True
+    context: AliasContext, build_dir: Path, gate: LatencyGate, requests: int, *, progress: bool = True
 ) -> GateTargets:
     """The alias's CPU SLO from the profile; derived (and written) first if it has none yet."""
     entry = context.entry
