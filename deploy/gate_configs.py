@@ -8,7 +8,7 @@ A catalog's `gates:` block maps a gate kind to its settings. Each kind has its o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,6 +28,9 @@ class GateConfig(BaseModel):
     request_budget_s: float = Field(default=300.0, gt=0)
     max_budget_usd: float | None = Field(default=None, gt=0)  # the run's throwaway key
     seed: int | None = None
+    # point: the estimate against the threshold; lower-bound: the 95% interval must clear it
+    # (a straddling one is INCONCLUSIVE). See gates.decision.
+    decision: Literal["point", "lower-bound"] = "point"
 
 
 class HumanEvalGate(GateConfig):

@@ -16,15 +16,19 @@ from filelock import FileLock
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from deploy.catalog import atomic_write_text
+from deploy.judged_rates import JudgedRate
 from deploy.litellm_admin import redact_url
 
-Verdict = Literal["pass", "fail", "error"]
+# inconclusive: under a gate's `lower-bound` decision rule, a rate whose 95% interval straddles
+# its threshold: nothing proven either way, so (like an error) it never replaces a proven status.
+Verdict = Literal["pass", "fail", "error", "inconclusive"]
 # gate: a complete run at catalog scope, the only kind a status is derived from (with imported);
 # smoke: a run cut short by a `--*-limit` option or fewer `--latency-requests` than the catalog's;
 # control: a reference backend proving the gate itself; imported: a status taken from elsewhere.
 RecordKind = Literal["gate", "smoke", "control", "imported"]
 Scope = Literal["promotion", "release"]
 STATUS_KINDS = ("gate", "imported")
+PROVEN = ("pass", "fail")  # the verdicts a status shows as proven
 SCOPE_LABELS = {"promotion": "promotion subset", "release": "release"}
 IMPORTED_MARK = "[imported]"
 _OLD_SMOKE_SCOPE = r"\(first \d+\)|^first \d+ scenarios|^smoke \(|\(\d+ cases\)"
@@ -78,6 +82,7 @@ class GateRecord(BaseModel):
     kind: RecordKind = "gate"
     scope: Scope | None = None  # the catalog scope it was proven at; None: not recorded
     source: str | None = None  # where an imported status came from
+    judged: list[JudgedRate] = []  # each judged rate with its 95% interval and threshold
 
     @model_validator(mode="before")
     @classmethod
@@ -248,7 +253,8 @@ def _proven_text(record: GateRecord) -> str:
 
 
 def _error_text(record: GateRecord) -> str:
-    text = f"ERROR {record.finished_at.date().isoformat()}: {record.summary}"
+    """An ERROR or INCONCLUSIVE with its date: shown beside what was proven, never instead."""
+    text = f"{record.verdict.upper()} {record.finished_at.date().isoformat()}: {record.summary}"
     return text + (f" ({record.reason})" if record.reason else "")
 
 
@@ -256,8 +262,9 @@ def status_of(records: list[GateRecord]) -> str | None:
     """The catalog's eval status for one alias from its records, or None without any.
 
     Only complete runs at catalog scope (kind "gate") and imported statuses count: smoke runs
-    and controls never make a status. Per gate, the newest record decides; an ERROR never
-    erases what was proven: the last PASS or FAIL stays, with the ERROR and its date beside it.
+    and controls never make a status. Per gate, the newest record decides; an ERROR or an
+    INCONCLUSIVE never erases what was proven: the last PASS or FAIL stays, with the ERROR or
+    INCONCLUSIVE and its date beside it.
     """
     by_gate: dict[str, list[GateRecord]] = {}
     for record in records:
@@ -269,8 +276,8 @@ def status_of(records: list[GateRecord]) -> str | None:
     for gate in sorted(by_gate):
         ordered = sorted(by_gate[gate], key=lambda r: r.finished_at)  # stable: ties keep file order
         latest = ordered[-1]
-        proven = next((r for r in reversed(ordered) if r.verdict != "error"), None)
-        if latest.verdict != "error":
+        proven = next((r for r in reversed(ordered) if r.verdict in PROVEN), None)
+        if latest.verdict in PROVEN:
             parts.append(_proven_text(latest))
             shown.append(latest)
         elif proven is not None:

@@ -159,7 +159,7 @@ def recorded_tests(ledger: Path, run_id: str) -> dict[str, list[GateRecord]]:
     for (test, _gate), record in latest.items():
         by_test.setdefault(test, []).append(record)
     return {test: records for test, records in by_test.items()
-            if all(r.verdict in ("pass", "fail") for r in records)}
+            if all(r.verdict in ("pass", "fail", "inconclusive") for r in records)}
 
 
 def run_exists(ledger: Path, run_folder: Path, run_id: str) -> bool:

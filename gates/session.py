@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from deploy.catalog import AliasEntry, Catalog
 from deploy.deployer import Deployer, Deployment
+from deploy.judged_rates import JudgedRate
 from deploy.ledger import (
     Counts,
     GateRecord,
@@ -193,6 +194,7 @@ class AliasContext:
         served_model_name: str | None = None,
         started_at=None,
         extra: dict[str, Any] | None = None,
+        judged: list[JudgedRate] | None = None,
     ) -> GateRecord:
         record = GateRecord(
             run_id=self.session.run_id,
@@ -218,6 +220,7 @@ class AliasContext:
             finished_at=now(),
             suite_revision=self.session.revision,
             extra=extra or {},
+            judged=judged or [],
         )
         self.session.record(record, details or [])
         return record

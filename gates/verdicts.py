@@ -23,7 +23,8 @@ def verdict_message(record: GateRecord) -> str:
 
 
 def enforce(record: GateRecord) -> None:
-    """Pass silently; fail the test on FAIL; raise GatePlatformError on ERROR."""
+    """Pass silently; fail the test on FAIL and on INCONCLUSIVE (its own message, which says
+    how many items would settle it); raise GatePlatformError on ERROR."""
     if record.verdict == "pass":
         return
     message = verdict_message(record)

@@ -23,6 +23,7 @@ from evals.fim._transport import (
     compare_transports,
     run_fim,
 )
+from evals.intervals import Interval, wilson
 from evals.model_calls import map_bounded
 
 __all__ = [
@@ -145,6 +146,8 @@ class FimVerdict(BaseModel):
     functional: int
     mangled: int
     total: int
+    # The functional and the mangled rate with their 95% Wilson intervals, in that order.
+    intervals: list[Interval] = []
 
 
 def _transport_words(comparison: TransportComparison | None, score: FimScore) -> str:
@@ -173,6 +176,8 @@ def judge_fim(
     if total == 0:
         raise ValueError(f"FIM run {score.label!r} has no cases to judge")
     functional_rate, mangled_rate = score.functional / total, score.mangled / total
+    intervals = [wilson(score.functional, total, "functional rate"),
+                 wilson(score.mangled, total, "mangled rate")]
     figures = f"functional {score.functional}/{total}"
     unanswered = total - score.answered
     reasons: list[str] = []
@@ -193,12 +198,13 @@ def judge_fim(
             reasons.append(comparison.reason)
         verdict = "fail" if reasons else "pass"
     code = "200" if verdict != "error" else "not answered"
-    status = f"FIM /v1/completions {code} {_transport_words(comparison, score)}, {figures}"
+    status = (f"FIM /v1/completions {code} {_transport_words(comparison, score)}, {figures} "
+              f"{intervals[0].bracket()}")
     if score.mangled:
-        status += f", mangled {score.mangled}/{total}"
+        status += f", mangled {score.mangled}/{total} {intervals[1].bracket()}"
     reason = "; ".join(reasons) or (
         f"{figures} >= {min_functional_rate:.0%}, mangled {score.mangled}/{total}, "
         f"exact {score.exact}/{total}, edit similarity {score.mean_edit_similarity:.2f}"
     )
     return FimVerdict(verdict=verdict, reason=reason, status=status, functional=score.functional,
-                      mangled=score.mangled, total=total)
+                      mangled=score.mangled, total=total, intervals=intervals)

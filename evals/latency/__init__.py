@@ -33,10 +33,10 @@ from evals.latency._bench import (
     run_profile,
     run_sweep,
 )
-from evals.latency._stats import summarize
+from evals.latency._stats import p95_intervals, summarize
 
 __all__ = [
-    "summarize",
+    "p95_intervals", "summarize",
     "PERCENTILE_METHOD", "Endpoint", "LatencyComparison", "LatencyPrompt", "LatencyResult",
     "LatencySummary", "LatencySweep", "LatencyVerdict", "MetricCheck", "Percentiles", "Profile",
     "PromptSet", "PromptSetError", "ProposedSLO", "RequestRow", "SLOTargets", "StreamSettings",

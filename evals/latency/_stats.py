@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
+from evals.intervals import Interval, p95_interval
 from evals.latency._models import LatencyResult, LatencySummary, Percentiles, RequestRow
 
 _CUTS = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
@@ -88,3 +89,16 @@ def summarize(
         requests_per_s=round(len(ok) / duration, 3),
     )
     return LatencyResult(summary=summary, rows=rows)
+
+
+def p95_intervals(rows: Sequence[RequestRow]) -> dict[str, Interval]:
+    """Each metric's p95 with a 95% bootstrap interval over the successful requests (a request's
+    inter-token gaps are resampled together); metrics without samples are left out."""
+    ok = [row for row in rows if row.ok]
+    samples = {
+        "ttft": [[row.ttft_ms] for row in ok if row.ttft_ms is not None],
+        "itl": [row.itl_ms for row in ok if row.itl_ms],
+        "e2e": [[row.e2e_ms] for row in ok if row.e2e_ms is not None],
+    }
+    return {metric: p95_interval(units, f"{metric.upper()} p95")
+            for metric, units in samples.items() if units}

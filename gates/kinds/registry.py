@@ -19,7 +19,9 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from deploy.gate_configs import GateConfig
+from deploy.judged_rates import JudgedRate
 from deploy.ledger import Counts, GateRecord, Verdict, now
+from gates.decision import decide
 from gates.session import AliasContext
 from gates.verdicts import enforce
 
@@ -39,6 +41,10 @@ class GateVerdict(BaseModel):
     details: list[Any] = []
     served_model_name: str | None = None
     extra: dict[str, Any] = {}
+    # Each rate the gate judged, with its 95% interval (the catalog's `decision` rule reads them),
+    # and the verdict of the kind's checks besides those rates (spend, wire, dimensions...).
+    judged: list[JudgedRate] = []
+    other_checks: Verdict = "pass"
 
 
 @dataclass
@@ -126,14 +132,23 @@ def record_outcome(ctx: GateContext, gate: str, outcome: GateVerdict) -> GateRec
         threshold=outcome.threshold, summary=outcome.summary, reason=outcome.reason,
         counts=outcome.counts, details=outcome.details,
         served_model_name=outcome.served_model_name, started_at=ctx.started_at,
-        extra=outcome.extra,
+        extra=outcome.extra, judged=outcome.judged,
     )
     enforce(record)
     return record
 
 
+def apply_decision(outcome: GateVerdict, rule: str) -> GateVerdict:
+    """The outcome under the catalog's decision rule (gates.decision: point or lower-bound)."""
+    verdict, reason = decide(outcome.verdict, outcome.judged, rule,  # type: ignore[arg-type]
+                             other_checks=outcome.other_checks, reason=outcome.reason)
+    return outcome.model_copy(update={"verdict": verdict, "reason": reason})
+
+
 def run_gate(ctx: GateContext, gate: str) -> GateRecord:
-    """Measure the alias with kind `gate` under its typed catalog config, record, enforce."""
+    """Measure the alias with kind `gate` under its typed catalog config, decide by the gate's
+    rule, record, enforce."""
     found = kind(gate)
     config = ctx.alias.entry.gate(gate)
-    return record_outcome(ctx, gate, found.measure(ctx, config))
+    outcome = apply_decision(found.measure(ctx, config), config.decision)
+    return record_outcome(ctx, gate, outcome)

@@ -34,11 +34,12 @@ def measure(ctx: GateContext, config: EmbeddingsGateConfig) -> GateVerdict:
         context, max_budget=config.budget_usd, max_requests=config.budget_max_requests,
         allowed_over_budget=config.budget_allowed_over,
     )
-    verdict = judge_gate(checks, dimensions.value)
+    verdict = judge_gate(checks, dimensions.value, settings.min_triplet_rate)
     budget = next((c.details for c in checks if c.name == "budget_binding" and c.details), {})
     return GateVerdict(
         verdict=verdict.verdict, metric="checks_passed", value=verdict.value, threshold=1.0,
         summary=verdict.summary, reason=verdict.reason, counts=verdict.counts, details=checks,
+        judged=verdict.judged, other_checks=verdict.other_checks,
         extra={
             "dimensions": dimensions.value,
             "dimensions_source": dimensions.source,

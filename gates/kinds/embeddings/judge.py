@@ -10,9 +10,13 @@ from pydantic import BaseModel
 from deploy.catalog import AliasEntry
 from deploy.deployer import Deployment
 from deploy.gate_configs import EmbeddingsGateConfig
+from deploy.judged_rates import JudgedRate
 from deploy.ledger import Counts, Verdict
 from evals.budget import BudgetBinding
 from evals.embeddings import EmbeddingCheck, EmbeddingsGate, judge_embeddings
+from evals.intervals import Interval, wilson
+
+TRIPLETS = "triplets"  # the one check that is a rate over items (anchor/paraphrase/unrelated)
 
 
 class ExpectedDimensions(BaseModel):
@@ -66,10 +70,24 @@ class GateVerdict(BaseModel):
     reason: str
     counts: Counts
     value: float
+    judged: list[JudgedRate] = []  # the triplet rate with its 95% Wilson interval
+    other_checks: Verdict = "pass"  # every check but the triplets
 
 
-def judge_gate(checks: Sequence[EmbeddingCheck], dimensions: int) -> GateVerdict:
+def _triplet_rate(checks: Sequence[EmbeddingCheck]) -> Interval | None:
+    check = next((c for c in checks if c.name == TRIPLETS and c.details.get("total")), None)
+    if check is None:  # not answered: an ERROR, with nothing to judge
+        return None
+    return wilson(int(check.details["passed"]), int(check.details["total"]), "triplet rate")
+
+
+def judge_gate(checks: Sequence[EmbeddingCheck], dimensions: int,
+               min_triplet_rate: float = EmbeddingsGate.model_fields["min_triplet_rate"].default,
+               ) -> GateVerdict:
     """Every check must pass. Any check without an answer makes the verdict ERROR, not FAIL."""
+    triplets = _triplet_rate(checks)
+    others = [c.outcome for c in checks if c.name != TRIPLETS]
+    other_checks: Verdict = "error" if "error" in others else "fail" if "fail" in others else "pass"
     judged = judge_embeddings(checks)
     passed = sum(c.outcome == "pass" for c in checks)
     counts = Counts(
@@ -80,5 +98,10 @@ def judge_gate(checks: Sequence[EmbeddingCheck], dimensions: int) -> GateVerdict
         summary, reason = f"registered + budget-binding, {dimensions}-d", ""
     else:
         summary, reason = f"{judged.status}, {dimensions}-d expected", judged.reason
-    return GateVerdict(verdict=judged.verdict, summary=summary, reason=reason, counts=counts,
-                       value=passed / len(checks))
+    if triplets is not None:
+        summary += f", triplets {triplets.figure()}"
+    return GateVerdict(
+        verdict=judged.verdict, summary=summary, reason=reason, counts=counts,
+        value=passed / len(checks), other_checks=other_checks,
+        judged=[JudgedRate.of(triplets, min_triplet_rate)] if triplets is not None else [],
+    )

@@ -34,7 +34,8 @@ def measure(ctx: GateContext, config: FimGate) -> GateVerdict:
     return GateVerdict(
         verdict=verdict.verdict, metric="functional_rate", value=verdict.functional_rate,
         threshold=config.min_functional_rate, summary=verdict.summary, reason=verdict.reason,
-        counts=verdict.counts, details=outcome.details(),
+        counts=verdict.counts, details=outcome.details(), judged=verdict.judged,
+        other_checks=verdict.other_checks,
         served_model_name=", ".join(outcome.vkey.served_models) or None,
         extra={"scope": scope, **outcome.extra()},
     )

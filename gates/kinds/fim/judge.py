@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from deploy.gate_configs import FimGate
+from deploy.judged_rates import JudgedRate
 from deploy.ledger import Counts, Verdict
 from evals.fim import judge_fim
 from gates.kinds.fim.gate import FimGateOutcome
@@ -16,6 +17,8 @@ class FimGateVerdict(BaseModel):
     summary: str  # e.g. "FIM /v1/completions 200 (direct + vkey), functional 14/20"
     reason: str
     counts: Counts
+    judged: list[JudgedRate] = []  # functional (>= min) and mangled (<= max) rates
+    other_checks: Verdict = "pass"  # same model on both transports, no `suffix`, spend grew
 
 
 def judge_gate(outcome: FimGateOutcome, config: FimGate) -> FimGateVerdict:
@@ -39,10 +42,16 @@ def judge_gate(outcome: FimGateOutcome, config: FimGate) -> FimGateVerdict:
                 problems.append(outcome.spend.detail)
             verdict = "fail" if problems else "pass"
     reason = "; ".join(problems) if problems else f"{base.reason}; {outcome.spend.detail}"
+    others_failed = bool(outcome.wire.with_suffix or outcome.spend.status != "grew"
+                         or not outcome.comparison.same_served_model)
+    functional, mangled = base.intervals
+    judged = [JudgedRate.of(functional, config.min_functional_rate, "min"),
+              JudgedRate.of(mangled, config.max_mangled_rate, "max")]
     unanswered = score.total - score.answered
     counts = Counts(passed=score.functional, failed=score.answered - score.functional,
                     errors=unanswered, total=score.total)
     return FimGateVerdict(
         verdict=verdict, functional_rate=score.functional / score.total if score.total else 0.0,
-        summary=base.status, reason=reason, counts=counts,
+        summary=base.status, reason=reason, counts=counts, judged=judged,
+        other_checks="fail" if others_failed else "pass",
     )

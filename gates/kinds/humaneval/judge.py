@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from deploy.ledger import Counts, Verdict
+from evals.intervals import Interval, wilson
 
 
 class HumanEvalVerdict(BaseModel):
@@ -17,17 +18,22 @@ class HumanEvalVerdict(BaseModel):
 
 def judge_humaneval(
     *, passed: int, failed: int, errors: int, min_pass_rate: float, sandbox_errors: int = 0,
-    first_error: str | None = None,
+    first_error: str | None = None, interval: Interval | None = None,
 ) -> HumanEvalVerdict:
     """FAIL is wrong code; ERROR is a platform that did not answer for some task.
 
     A run with platform errors proves nothing about the model either way, so any error makes
     the verdict ERROR even when the answered tasks would clear the gate. `first_error` (the
-    first failed request and what was wrong) goes into the reason.
+    first failed request and what was wrong) goes into the reason. `interval` is the pass
+    rate's 95% interval (default: Wilson over the samples; with several samples per task the
+    gate passes a bootstrap over tasks).
     """
     total = passed + failed + errors
     rate = passed / total if total else 0.0
-    summary = f"HumanEval {passed}/{total} = {rate:.0%} (≥{min_pass_rate:.0%} gate)"
+    if interval is None and total:
+        interval = wilson(passed, total, "pass rate")
+    bracket = f" {interval.bracket()}" if interval is not None else ""
+    summary = f"HumanEval {passed}/{total} = {rate:.0%}{bracket} (≥{min_pass_rate:.0%} gate)"
     counts = Counts(passed=passed, failed=failed, errors=errors, total=total)
     if total == 0:
         return HumanEvalVerdict(verdict="error", pass_rate=0.0, summary=summary,

@@ -8,8 +8,10 @@ go to the ledger.
 from __future__ import annotations
 
 from deploy.gate_configs import LatencyGate
+from deploy.judged_rates import JudgedRate
 from deploy.ledger import Counts
-from evals.latency import judge_latency, load_prompt_set, run_benchmark
+from evals.intervals import wilson
+from evals.latency import judge_latency, load_prompt_set, p95_intervals, run_benchmark
 from gates.kinds.latency.report import status_summary
 from gates.kinds.latency.targets import catalog_targets, chosen_profile, cpu_targets
 from gates.kinds.registry import GateContext, GateVerdict, Option, gate_kind
@@ -54,13 +56,22 @@ def measure(ctx: GateContext, config: LatencyGate) -> GateVerdict:
     )
     summary = result.summary
     verdict = judge_latency(summary, targets.slo, config.max_error_rate)
+    intervals = p95_intervals(result.rows)
+    judged = [JudgedRate.of(intervals[c.metric], c.target_ms, "max")
+              for c in verdict.checks if c.metric in intervals]
+    reason = verdict.reason
+    if summary.requests:
+        errors = wilson(summary.errors, summary.requests, "error rate")
+        judged.append(JudgedRate.of(errors, config.max_error_rate, "max"))
+        reason += f"; error rate {errors.figure()}"
     ratios = [c.p95_ms / c.target_ms for c in verdict.checks if c.p95_ms is not None]
     return GateVerdict(
         verdict=verdict.verdict, metric="max p95/target",
         value=round(max(ratios), 4) if ratios else None, threshold=1.0,
-        summary=status_summary(verdict, summary, targets.label), reason=verdict.reason,
+        summary=status_summary(verdict, summary, targets.label, intervals),
+        reason=reason,
         counts=Counts(passed=summary.ok, errors=summary.errors, total=summary.requests),
-        details=result.rows,
+        details=result.rows, judged=judged,
         extra={
             "scope": scope,
             "latency_run_id": summary.run_id,

@@ -69,7 +69,8 @@ def measure(ctx: GateContext, config: ToolLoopGate) -> GateVerdict:
     return GateVerdict(
         verdict=verdict.verdict, metric="scenario_pass_rate", value=verdict.pass_rate,
         threshold=config.min_pass_rate, summary=verdict.summary, reason=verdict.reason,
-        counts=verdict.counts, details=plain + streamed,
+        counts=verdict.counts, details=plain + streamed, judged=verdict.judged,
+        other_checks=verdict.other_checks,
         extra={
             "scope": scope,
             **options,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from deploy.judged_rates import JudgedRate
 from deploy.ledger import Counts, Verdict
+from evals.intervals import wilson
 from evals.tool_loop import (
     ScenarioResult,
     compare_modes,
@@ -32,6 +34,8 @@ class CoderAgentVerdict(BaseModel):
     invalid_calls: int
     failure_kinds: dict[str, int]
     disagreements: list[str]
+    judged: list[JudgedRate] = []  # the scenario pass rate with its 95% Wilson interval
+    other_checks: Verdict = "pass"  # valid tool calls, modes agree, key accounting
 
 
 def _platform_errors(results: list[ScenarioResult]) -> str:
@@ -66,9 +70,16 @@ def judge_coder_agent(
     counts = Counts(passed=passed, errors=len(errored), failed=total - passed - len(errored), total=total)
     rate = passed / total if total else 0.0
     kinds = failure_kinds(plain + streamed)
-    summary = f"Tool loops {passed}/{total} = {rate:.0%} (≥{min_pass_rate:.0%} gate; streamed and not)"
+    interval = wilson(passed, total, "scenario pass rate") if total else None
+    bracket = f" {interval.bracket()}" if interval is not None else ""
+    summary = (f"Tool loops {passed}/{total} = {rate:.0%}{bracket} "
+               f"(≥{min_pass_rate:.0%} gate; streamed and not)")
+    accounting = f"key accounting: {spend.problem}" if spend.problem else ""
     base = dict(pass_rate=rate, counts=counts, invalid_calls=loops.invalid_calls,
-                failure_kinds=kinds, disagreements=disagreements)
+                failure_kinds=kinds, disagreements=disagreements,
+                judged=[JudgedRate.of(interval, min_pass_rate)] if interval is not None else [],
+                other_checks=("fail" if loops.invalid_calls or disagreements
+                              else "error" if accounting else "pass"))
 
     if total == 0:
         return CoderAgentVerdict(verdict="error", summary=summary, reason="no scenario was run", **base)
@@ -86,7 +97,6 @@ def judge_coder_agent(
         problems.append(f"{loops.invalid_calls} invalid tool call(s), none allowed")
     if disagreements:
         problems.append("streamed runs disagree with non-streamed ones: " + "; ".join(disagreements[:3]))
-    accounting = f"key accounting: {spend.problem}" if spend.problem else ""
 
     if problems:
         examples = "; ".join(f"{label}: {why}" for label, why in list(loops.failures.items())[:3])
