@@ -39,21 +39,20 @@ class Interval(BaseModel):
     n: int | None = None  # a proportion's trials; for a bootstrap, the units resampled
     unit: Literal["rate", "ms"] = "rate"
 
-    def bracket(self) -> str:
+    def bracket(self, digits: int = 0) -> str:
         """E.g. "[95% CI 70-97%]" for a rate, "[95% CI 38.1-45.0 ms]" for a latency."""
         head = f"[{self.level:.0%} CI "
         if self.unit == "ms":
             return f"{head}{_ms(self.low)}-{_ms(self.high)} ms]"
-        return f"{head}{self.low:.0%}-{self.high:.0%}]"
+        return f"{head}{100 * self.low:.{digits}f}-{100 * self.high:.{digits}f}%]"
 
-
-    def figure(self) -> str:
-        """E.g. "14/20 = 70% [95% CI 48-85%]", "pass@10 62.5% [...]", "812 ms [...]"."""
+    def figure(self, digits: int = 0) -> str:
+        """E.g. "14/20 = 70% [95% CI 48-85%]", "62.5% [95% CI ...]", "812 ms [95% CI ...]"."""
         if self.unit == "ms":
             return f"{_ms(self.estimate)} ms {self.bracket()}"
         if self.successes is not None and self.n is not None:
-            return f"{self.successes}/{self.n} = {self.estimate:.0%} {self.bracket()}"
-        return f"{self.estimate:.1%} {self.bracket()}"
+            return f"{self.successes}/{self.n} = {self.estimate:.0%} {self.bracket(digits)}"
+        return f"{self.estimate:.1%} {self.bracket(digits)}"
 
 
 def _ms(value: float) -> str:

@@ -206,7 +206,7 @@ def test_true_middles_pass_over_two_transports(qwen_cases) -> None:
     verdict = judge_fim(score, 0.6, 0.2, comparison=comparison)
     assert verdict.verdict == "pass", verdict.reason
     total = len(qwen_cases)
-    assert verdict.status == f"FIM /v1/completions 200 (direct + vkey), functional {total}/{total}"
+    assert verdict.status == f"FIM /v1/completions 200 (direct + vkey), functional {total}/{total} [95% CI 86-100%]"
 
 
 def test_control_tokens_are_flagged_mangled(qwen_cases) -> None:
@@ -222,7 +222,7 @@ def test_control_tokens_are_flagged_mangled(qwen_cases) -> None:
     verdict = judge_fim(score, 0.5, 0.2)
     assert verdict.verdict == "fail"
     assert "an instruct model or a chat template in the path" in verdict.reason
-    assert verdict.status == "FIM /v1/completions 200 (direct), functional 0/4, mangled 4/4"
+    assert verdict.status == "FIM /v1/completions 200 (direct), functional 0/4 [95% CI 0-49%], mangled 4/4 [95% CI 51-100%]"
     with pytest.raises(ValueError, match="max_mangled_rate must be within 0..1"):
         judge_fim(score, 0.5, 20)
 
@@ -300,7 +300,7 @@ def test_direct_and_through_the_gateway_with_a_virtual_key(qwen_cases) -> None:
     assert comparison.ok, comparison.reason
     verdict = judge_fim(score_fim(vkey, cases), 0.6, 0.2, comparison=comparison)
     assert verdict.verdict == "pass"
-    assert verdict.status == "FIM /v1/completions 200 (direct + vkey), functional 4/4"
+    assert verdict.status == "FIM /v1/completions 200 (direct + vkey), functional 4/4 [95% CI 51-100%]"
 
 
 def _run(label: str, asked: str, answered: list[str]) -> FimRun:

@@ -36,7 +36,7 @@ def test_known_good_control_passes_with_either_budget_status(tmp_path: Path, bud
     assert run.returncode == 0, run.output[-3000:]
     record = run.record("embeddings")
     assert record.verdict == "pass", record.reason
-    assert record.summary == "registered + budget-binding, 768-d"  # the control serves the catalog's size
+    assert record.summary == "registered + budget-binding, 768-d, triplets 20/20 = 100% [95% CI 84-100%]"  # the control serves the catalog's size
     assert (record.counts.passed, record.counts.total) == (len(CHECKS), len(CHECKS))
     assert tuple(record.extra["checks"]) == CHECKS
     assert record.extra["dimensions_source"] == "catalog"
@@ -46,7 +46,7 @@ def test_known_good_control_passes_with_either_budget_status(tmp_path: Path, bud
     assert budget["over_budget_answers"] == 1  # the crossing request, then a refusal
     assert budget["reported_spend"] == pytest.approx(budget["expected_spend"], rel=1e-6)
     status = run.status("embeddings")
-    assert status == ("registered + budget-binding, 768-d (promotion subset) "
+    assert status == ("registered + budget-binding, 768-d, triplets 20/20 = 100% [95% CI 84-100%] (promotion subset) "
                       "[embedded stand-in: reference backend (known-good control)]")
     written = "".join(p.read_text() for p in tmp_path.rglob("*")
                       if p.is_file() and p.suffix in (".jsonl", ".yaml", ".md"))
@@ -61,7 +61,8 @@ def test_known_bad_control_is_rejected_for_its_dimension(tmp_path: Path) -> None
     assert record.verdict == "fail"
     assert {n for n, outcome in record.extra["checks"].items() if outcome != "pass"} == {"dimension"}
     assert record.reason == "dimension: dimension 767 != expected 768"
-    assert record.summary == "embeddings checks 10/11 passed (dimension fail), 768-d expected"
+    assert record.summary == ("embeddings checks 10/11 passed (dimension fail), 768-d expected"
+                              ", triplets 20/20 = 100% [95% CI 84-100%]")
     status = run.status("embeddings")
     assert status.startswith("FAIL: embeddings checks 10/11 passed (dimension fail)")
 
@@ -152,5 +153,5 @@ def test_real_vllm_embeddings_pass_through_the_gateway(shared_platform, tmp_path
     assert record.target.stand_in and record.target.model == "all-MiniLM-L6-v2"
     assert record.target.platform == "remote" and record.target.deployment.startswith("gateway route")
     assert record.verdict == "pass", record.reason
-    assert record.summary == "registered + budget-binding, 384-d"
+    assert record.summary.startswith("registered + budget-binding, 384-d, triplets ")
     assert run.returncode == 0

@@ -67,7 +67,7 @@ def test_a_passing_run_writes_valid_junit_json_and_markdown(tmp_path: Path) -> N
         "modelgate.humaneval.value": "1",
         "modelgate.humaneval.threshold": "0.7",
         "modelgate.humaneval.counts": "passed=20 failed=0 errors=0 total=20",
-        "modelgate.humaneval.summary": "HumanEval 20/20 = 100% (≥70% gate)",
+        "modelgate.humaneval.summary": "HumanEval 20/20 = 100% [95% CI 84-100%] (≥70% gate)",
         "modelgate.humaneval.reason": "",
         "modelgate.humaneval.run_id": record.run_id,
         "modelgate.humaneval.record_id": record.record_id,
@@ -80,7 +80,8 @@ def test_a_passing_run_writes_valid_junit_json_and_markdown(tmp_path: Path) -> N
     assert report.kind == "control" and report.statuses == {}  # a control writes no status
     assert report.outcome == "passed" and not report.interrupted
     summary = (tmp_path / "summary.md").read_text()
-    assert "| coder-chat | humaneval | **PASS** | HumanEval 20/20 = 100% (≥70% gate)" in summary
+    assert ("| coder-chat | humaneval | **PASS** | HumanEval 20/20 = 100% [95% CI 84-100%] (≥70% gate)"
+            in summary)
     assert f"`{record.record_id}`" in summary and record.model_dump_json() in summary
     assert step_summary.read_text() == "earlier step\n" + summary + "\n"  # appended, not replaced
     assert "sk-" not in summary.replace("sk-...", "")

@@ -54,7 +54,7 @@ def test_humaneval_threshold(passed: int, total: int, gate: float, verdict: str)
 
 def test_humaneval_summary_names_the_score_and_gate() -> None:
     v = judge_humaneval(passed=14, failed=6, errors=0, min_pass_rate=0.7)
-    assert v.summary == "HumanEval 14/20 = 70% (≥70% gate)"
+    assert v.summary == "HumanEval 14/20 = 70% [95% CI 48-85%] (≥70% gate)"
 
 
 @pytest.mark.parametrize(("passed", "failed", "errors", "sandbox"), [
@@ -1309,7 +1309,7 @@ def test_agent_fail_reason_names_every_problem() -> None:
                               spend=AgentSpend(baseline_usd=0.0, problem="spend off"))
     assert agent.verdict == "fail"
     assert agent.counts.model_dump() == {"passed": 1, "failed": 3, "errors": 0, "total": 4}
-    assert agent.summary == ("Tool loops 1/4 = 25% (≥75% gate; streamed and not): wrong answer ×6")
+    assert agent.summary == ("Tool loops 1/4 = 25% [95% CI 5-70%] (≥75% gate; streamed and not): wrong answer ×6")
     assert agent.reason == (
         "pass rate 1/4 = 25% is below 75%, 1 invalid tool call(s), none allowed, streamed runs "
         "disagree with non-streamed ones: s0: calls differ; s3: answer differ. Why: wrong answer ×6. "
@@ -1321,7 +1321,7 @@ def test_agent_pass_reason_and_failed_runs() -> None:
     clean = judge_coder_agent(_runs(4, 4), _runs(4, 4, stream=True), min_pass_rate=0.75,
                               spend=GOOD_AGENT_SPEND)
     assert clean.reason == "no invalid tool call, streamed runs agree, key spend = sum of response costs"
-    assert clean.summary == "Tool loops 4/4 = 100% (≥75% gate; streamed and not)"
+    assert clean.summary == "Tool loops 4/4 = 100% [95% CI 51-100%] (≥75% gate; streamed and not)"
     some = judge_coder_agent(_runs(3, 4), _runs(3, 4, stream=True), min_pass_rate=0.75,
                              spend=GOOD_AGENT_SPEND)
     assert some.verdict == "pass"
