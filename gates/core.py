@@ -12,6 +12,7 @@ from deploy.catalog import DEFAULT_CATALOG, Catalog, CatalogError, load_catalog
 from deploy.ledger import GateRecord
 from evals.response_cache import ResponseCache
 from gates import interrupts, parallel, reports, resume, usage
+from gates.decision import exit_status
 from gates.run_kind import run_kind
 from gates.session import REPO_ROOT, GateSession, Outputs, default_outputs, new_run_id, write_status
 from gates.summary import print_summary
@@ -324,6 +325,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                     unfinished=_unfinished(config, state))
     if session.exitstatus == pytest.ExitCode.OK and any(g.outcome != "passed" for g in gates):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a skipped gate did not pass
+    # Failed only because gates were INCONCLUSIVE: its own exit code (gates.decision).
+    inconclusive = sum(g.verdict == "inconclusive" for g in gates)
+    if session.testsfailed == inconclusive:  # no other test failed beside them
+        session.exitstatus = exit_status(int(session.exitstatus), [g.verdict for g in gates],
+                                         pytest.ExitCode.TESTS_FAILED)
     xml_path = getattr(config.option, "xmlpath", None)
     if xml_path and Path(xml_path).exists():
         reports.errors_as_error_elements(Path(xml_path))

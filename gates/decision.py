@@ -56,6 +56,12 @@ def gate_text(rate: JudgedRate) -> str:
     return f"{sign}{rate.threshold:.0%} gate"
 
 
+def judged_text(rate: JudgedRate) -> str:
+    """One judged rate for reports, e.g. "pass rate 18/20 = 90% [95% CI 70-97%] (≥70% gate)"."""
+    text = f"{rate.name} {interval_of(rate).figure()}"
+    return text + (f" ({gate_text(rate)})" if rate.threshold is not None else "")
+
+
 def straddle_text(rate: JudgedRate) -> str:
     """Why one rate is inconclusive and how many items would settle it."""
     assert rate.threshold is not None

@@ -22,13 +22,14 @@ from pydantic import BaseModel
 from deploy.catalog import atomic_write_text
 from deploy.ledger import GateRecord, Ledger, RecordKind, Verdict, now
 from deploy.litellm_admin import redact_text
+from gates.decision import INCONCLUSIVE_EXIT, judged_text
 
 PROPERTY_PREFIX = "modelgate"
 ALIAS_PROPERTY = f"{PROPERTY_PREFIX}.alias"  # on every gate test, set at collection
 Outcome = Literal["passed", "failed", "error", "skipped", "interrupted"]
-RunOutcome = Literal["passed", "failed", "interrupted"]
+RunOutcome = Literal["passed", "failed", "interrupted", "inconclusive"]
 INTERRUPTED_MESSAGE = "interrupted (Ctrl-C) before the gate's verdict: nothing proven, no status written"
-_VERDICT_RANK = {"pass": 0, "fail": 1, "error": 2}
+_VERDICT_RANK = {"pass": 0, "inconclusive": 1, "fail": 2, "error": 3}
 
 
 # ---- JUnit properties ---------------------------------------------------------------------
@@ -45,6 +46,7 @@ def record_properties(record: GateRecord) -> list[tuple[str, str]]:
         "counts": f"passed={counts.passed} failed={counts.failed} errors={counts.errors} total={counts.total}",
         "summary": record.summary,
         "reason": record.reason,
+        "judged": "; ".join(judged_text(rate) for rate in record.judged),
         "run_id": record.run_id,
         "record_id": record.record_id,
     }
@@ -267,7 +269,8 @@ def build_report(*, run_id: str, platform: Literal["embedded", "remote"], contro
                        for g in gates)
     interrupted = interrupted or any(g.outcome == "interrupted" for g in gates)
     passed = exit_status == 0 and not interrupted
-    outcome: RunOutcome = "interrupted" if interrupted else "passed" if passed else "failed"
+    outcome: RunOutcome = ("interrupted" if interrupted else "passed" if passed
+                           else "inconclusive" if exit_status == INCONCLUSIVE_EXIT else "failed")
     return RunReport(
         run_id=run_id, platform=platform, control=control, kind=kind, started_at=started_at,
         finished_at=now(), exit_status=exit_status, outcome=outcome, interrupted=interrupted,

@@ -20,7 +20,8 @@ from deploy.ledger import GateRecord
 
 WIDTH = 100  # the widest the block ever gets, whatever the terminal
 STAND_IN = " (stand-in)"
-_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold yellow"}
+_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold yellow",
+          "inconclusive": "bold magenta"}
 
 
 def _clip(text: str, width: int) -> str:

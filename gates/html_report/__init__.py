@@ -11,6 +11,7 @@ from pathlib import Path
 
 from deploy.catalog import atomic_write_text
 from deploy.ledger import GateRecord
+from gates.decision import judged_text
 from gates.html_report.items import items_of, read_rows
 from gates.html_report.page import (
     esc,
@@ -28,6 +29,14 @@ from gates.reports import RunReport
 __all__ = ["render_html_report", "write_html_report"]
 
 
+def _judged_block(record: GateRecord) -> str:
+    """Each judged rate with its 95% interval and threshold (none on records before intervals)."""
+    if not record.judged:
+        return ""
+    rows = "".join(f"<li>{esc(judged_text(rate))} ({esc(rate.method)})</li>" for rate in record.judged)
+    return f'<div class="judged"><strong>Judged, with 95% intervals:</strong><ul>{rows}</ul></div>'
+
+
 def _gate_section(record: GateRecord, ledger_path: Path, anchor: str) -> str:
     rows, note = read_rows(ledger_path, record)
     plots = latency_plots(record, rows) if any("ttft_ms" in row for row in rows) else []
@@ -40,6 +49,7 @@ def _gate_section(record: GateRecord, ledger_path: Path, anchor: str) -> str:
         f"{esc(record.verdict.upper())}</span></h2>"
         f"<div><strong>{esc(record.summary)}</strong></div>"
         + (f'<div class="why"><strong>Reason:</strong> {esc(record.reason)}</div>' if record.reason else "")
+        + _judged_block(record)
         + f'<div class="sub">served by {esc(served)} via {esc(target.deployment)}; '
         f"{counts.passed} passed, {counts.failed} failed, {counts.errors} errors of {counts.total}; "
         f"record {esc(record.record_id)}</div>"
@@ -53,7 +63,8 @@ def _gate_section(record: GateRecord, ledger_path: Path, anchor: str) -> str:
 
 def render_html_report(report: RunReport, ledger_path: Path) -> str:
     """The page's HTML for `report`, its items read from the details files beside `ledger_path`."""
-    head_word = "PASSED" if report.passed else "FAILED"
+    head_word = ("PASSED" if report.passed
+                 else "INCONCLUSIVE" if report.outcome == "inconclusive" else "FAILED")
     where = "embedded platform (stand-ins)" if report.platform == "embedded" else "remote platform"
     if report.control:
         where += f", {report.control} control"

@@ -149,14 +149,14 @@ def items_block(items: list[Item], note: str) -> str:
 # ---- the page ------------------------------------------------------------------------------
 
 STYLE = """
-:root{--pass:#1a7f37;--fail:#cf222e;--error:#9a6700;--other:#57606a;--line:#d0d7de}
+:root{--pass:#1a7f37;--fail:#cf222e;--error:#9a6700;--inconclusive:#8250df;--other:#57606a;--line:#d0d7de}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
 main{max-width:1200px;margin:0 auto;padding:16px 24px 48px}
 h1{font-size:22px;margin:8px 0}h2{font-size:18px;margin:0 0 6px}h3{font-size:15px;margin:14px 0 6px}
 .sub{color:#57606a;font-size:12px}.note{color:var(--error)}
 .run{display:flex;gap:16px;align-items:center;flex-wrap:wrap}
 .big{font-size:20px;font-weight:700;padding:4px 12px;border-radius:6px;color:#fff}
-.big.passed{background:var(--pass)}.big.failed{background:var(--fail)}
+.big.passed{background:var(--pass)}.big.failed{background:var(--fail)}.big.inconclusive{background:var(--inconclusive)}
 table{border-collapse:collapse;background:#fff;width:100%}
 th,td{border:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
 th{background:#eaeef2;font-weight:600}
@@ -165,9 +165,11 @@ td.reason{max-width:420px;font-size:12px}
 .badge{display:inline-block;min-width:48px;text-align:center;font-size:11px;font-weight:700;
  padding:1px 6px;border-radius:10px;color:#fff;background:var(--other)}
 .st-pass{background:var(--pass)}.st-fail{background:var(--fail)}.st-error{background:var(--error)}
+.st-inconclusive{background:var(--inconclusive)}
 section.gate{background:#fff;border:1px solid var(--line);border-radius:8px;padding:14px 16px;margin:18px 0}
 section.gate.v-fail{border-left:6px solid var(--fail)}section.gate.v-pass{border-left:6px solid var(--pass)}
 section.gate.v-error{border-left:6px solid var(--error)}
+section.gate.v-inconclusive{border-left:6px solid var(--inconclusive)}
 .plots{display:flex;flex-wrap:wrap;gap:8px}.plot{margin:0;border:1px solid var(--line);border-radius:6px}
 .plot svg{display:block;max-width:100%;height:auto}
 .spend{margin:8px 0}meter{width:220px;vertical-align:middle}
