@@ -194,7 +194,7 @@ def test_unknown_case_in_a_run_is_named() -> None:
 def test_fim_reasons_and_status_in_full() -> None:
     score = _score(0, total=4)
     passed = judge_fim(score, 0.5, 0.25)
-    assert passed.status == "FIM /v1/completions 200 (direct), functional 4/4"
+    assert passed.status == "FIM /v1/completions 200 (direct), functional 4/4 [95% CI 51-100%]"
     assert passed.reason == "functional 4/4 >= 50%, mangled 0/4, exact 0/4, edit similarity 0.00"
     mangled = judge_fim(_score(2, total=4), 0.5, 0.25)
     assert mangled.status == "FIM /v1/completions 200 (direct), functional 4/4, mangled 2/4"

@@ -40,9 +40,10 @@ def test_known_good_control_passes_with_the_spend_accounted(tmp_path: Path) -> N
     record = run.record("tool_loop")
     assert record.verdict == "pass", record.reason
     assert (record.counts.passed, record.counts.total, record.counts.errors) == (9, 9, 0)
-    assert record.summary == "Tool loops 9/9 = 100% (≥75% gate; streamed and not)"
+    assert record.summary == "Tool loops 9/9 = 100% [95% CI 70-100%] (≥75% gate; streamed and not)"
     assert run.status(ALIAS).startswith(
-        "Tool loops 9/9 = 100% (≥75% gate; streamed and not, promotion subset) [embedded stand-in")
+        "Tool loops 9/9 = 100% [95% CI 70-100%] (≥75% gate; streamed and not, promotion subset) "
+        "[embedded stand-in")
     extra = record.extra
     assert extra["invalid_calls"] == 0 and extra["disagreements"] == [] and extra["max_steps"] == 8
     spend = extra["spend"]
@@ -81,7 +82,8 @@ def test_known_bad_agents_fail_with_the_reason_in_the_record(tmp_path: Path, beh
     if behaviour != "looping":
         assert "16 invalid tool call(s), none allowed" in record.reason
     assert record.extra["spend"]["problem"] == ""  # the model failed, the accounting did not
-    assert run.status(ALIAS).startswith(f"FAIL: Tool loops 1/9 = 11% (≥75% gate; streamed and not): {kind} ×16")
+    assert run.status(ALIAS).startswith(f"FAIL: Tool loops 1/9 = 11% [95% CI 2-43%] (≥75% gate; streamed and not): "
+                                          f"{kind} ×16")
     assert expected in run.output  # the pytest failure message carries the reason
 
 

@@ -15,12 +15,13 @@ def test_known_good_control_passes_20_of_20(tmp_path: Path) -> None:
     record = run.record("humaneval")
     assert record.verdict == "pass"
     assert (record.counts.passed, record.counts.total) == (20, 20)
-    assert record.summary == "HumanEval 20/20 = 100% (≥70% gate)"
+    assert record.summary == "HumanEval 20/20 = 100% [95% CI 84-100%] (≥70% gate)"
     assert "PASS" in run.output and "HumanEval 20/20" in run.output  # the verdict table
     # A control proves the gate, not a model: recorded as such, no status or table written.
     assert record.kind == "control"
     status = run.status("coder-chat")
-    assert status.startswith("HumanEval 20/20 = 100% (≥70% gate, promotion subset) [embedded stand-in: reference backend")
+    assert status.startswith("HumanEval 20/20 = 100% [95% CI 84-100%] (≥70% gate, promotion subset) "
+                             "[embedded stand-in: reference backend")
     details = (tmp_path / record.details_file).read_text().splitlines()
     assert len(details) == 20 and all('"passed"' in line for line in details)
 

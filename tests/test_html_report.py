@@ -143,7 +143,7 @@ def test_chromium_shows_the_verdicts_of_every_gate(control_run, rendered: Dom) -
     assert set(rows) == set(ALIASES)
     for alias, row in rows.items():
         assert " FAIL " in f" {row} ", (alias, row)  # every known-bad gate reads FAIL
-    assert "HumanEval 0/20 = 0% (≥70% gate)" in rows["coder-chat"]
+    assert "HumanEval 0/20 = 0% [95% CI 0-16%] (≥70% gate)" in rows["coder-chat"]
     # The script ran under the page's CSP: the filter bar is shown and counts the items.
     assert rendered.attrs_of["body"].get("data-js") == "on"
     assert "hidden" not in rendered.attrs_of["filter"]
