@@ -69,6 +69,7 @@ def test_a_passing_run_writes_valid_junit_json_and_markdown(tmp_path: Path) -> N
         "modelgate.humaneval.counts": "passed=20 failed=0 errors=0 total=20",
         "modelgate.humaneval.summary": "HumanEval 20/20 = 100% [95% CI 84-100%] (≥70% gate)",
         "modelgate.humaneval.reason": "",
+        "modelgate.humaneval.judged": "pass rate 20/20 = 100% [95% CI 84-100%] (≥70% gate)",
         "modelgate.humaneval.run_id": record.run_id,
         "modelgate.humaneval.record_id": record.record_id,
     }
