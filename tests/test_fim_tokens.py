@@ -197,7 +197,8 @@ def test_fim_reasons_and_status_in_full() -> None:
     assert passed.status == "FIM /v1/completions 200 (direct), functional 4/4 [95% CI 51-100%]"
     assert passed.reason == "functional 4/4 >= 50%, mangled 0/4, exact 0/4, edit similarity 0.00"
     mangled = judge_fim(_score(2, total=4), 0.5, 0.25)
-    assert mangled.status == "FIM /v1/completions 200 (direct), functional 4/4, mangled 2/4"
+    assert mangled.status == ("FIM /v1/completions 200 (direct), functional 4/4 [95% CI 51-100%], "
+                              "mangled 2/4 [95% CI 15-85%]")
     assert mangled.reason == ("mangled 2/4 (50% > 25%): an instruct model or a chat template in "
                               "the path")
     with pytest.raises(ValueError, match="has no cases to judge"):

@@ -91,7 +91,7 @@ def test_true_middles_pass_and_both_paths_reach_the_backend(gateway: LiteLLMAdmi
     with fim_context(gateway) as (backend, context):
         outcome, verdict = _gate(context)
     assert verdict.verdict == "pass", verdict.reason
-    assert verdict.summary == f"{STATUS_OK} {len(CASES)}/{len(CASES)}"
+    assert verdict.summary == f"{STATUS_OK} {len(CASES)}/{len(CASES)} [95% CI 61-100%]"
     direct, forwarded = _paths(backend)
     # The gateway's probes (route check) are not part of this evaluation: exactly one per case.
     prompts = sorted(c.prompt(FAMILY) for c in CASES)
@@ -119,7 +119,7 @@ def test_control_tokens_are_flagged_mangled(gateway: LiteLLMAdmin) -> None:
     assert verdict.verdict == "fail"
     assert outcome.score.mangled == len(CASES)
     assert "an instruct model or a chat template in the path" in verdict.reason
-    assert verdict.summary.endswith(f"mangled {len(CASES)}/{len(CASES)}")
+    assert verdict.summary.endswith(f"mangled {len(CASES)}/{len(CASES)} [95% CI 61-100%]")
     assert outcome.spend.status == "grew"  # the transport worked: the answers are what is wrong
 
 
@@ -172,12 +172,13 @@ def test_known_good_control_passes(tmp_path: Path) -> None:
     assert run.returncode == 0, run.output[-3000:]
     record = run.record("fim")
     total = len(ALL_CASES)
-    assert record.verdict == "pass" and record.summary == f"{STATUS_OK} {total}/{total}"
+    assert record.verdict == "pass" and record.summary == f"{STATUS_OK} {total}/{total} [95% CI 86-100%]"
     assert (record.counts.passed, record.counts.total) == (total, total)
     assert record.extra["wire"]["transports"]["vkey"]["requests"] == total
     assert record.extra["spend"]["status"] == "grew"
     status = run.status(ALIAS)
-    assert status.startswith(f"{STATUS_OK} {total}/{total} (promotion subset) [embedded stand-in: reference backend")
+    assert status.startswith(f"{STATUS_OK} {total}/{total} [95% CI 86-100%] (promotion subset) "
+                             "[embedded stand-in: reference backend")
     rows = [json.loads(line) for line in (tmp_path / record.details_file).read_text().splitlines()]
     assert len(rows) == total and all(r["score"]["functional"] and r["same_middle"] for r in rows)
     written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.suffix in (".jsonl", ".yaml", ".md"))

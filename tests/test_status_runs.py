@@ -16,7 +16,7 @@ from fixtures.platform.reference_backends import (
 from tests.gate_runs import run_gates
 from tests.routed_backend import routed_backend
 
-PROVEN = "HumanEval 20/20 = 100% (≥70% gate, promotion subset)"
+PROVEN = "HumanEval 20/20 = 100% [95% CI 84-100%] (≥70% gate, promotion subset)"
 
 
 def _canonical(request_json: dict) -> str:
