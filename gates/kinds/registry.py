@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from deploy.gate_configs import GateConfig
 from deploy.judged_rates import JudgedRate
 from deploy.ledger import Counts, GateRecord, Verdict, now
-from gates.decision import decide
+from gates.decision import Rule, decide
 from gates.session import AliasContext
 from gates.verdicts import enforce
 
@@ -138,9 +138,9 @@ def record_outcome(ctx: GateContext, gate: str, outcome: GateVerdict) -> GateRec
     return record
 
 
-def apply_decision(outcome: GateVerdict, rule: str) -> GateVerdict:
+def apply_decision(outcome: GateVerdict, rule: Rule) -> GateVerdict:
     """The outcome under the catalog's decision rule (gates.decision: point or lower-bound)."""
-    verdict, reason = decide(outcome.verdict, outcome.judged, rule,  # type: ignore[arg-type]
+    verdict, reason = decide(outcome.verdict, outcome.judged, rule,
                              other_checks=outcome.other_checks, reason=outcome.reason)
     return outcome.model_copy(update={"verdict": verdict, "reason": reason})
 
