@@ -148,3 +148,28 @@ def test_a_bootstrap_interval_scales_as_one_over_root_n() -> None:
     assert settling_n(interval, 250.0, "max") == 1440
     assert settle_text(interval, 250.0, "max") == (
         "about 1,440 requests at the observed rate would settle it")
+
+
+def test_humaneval_with_several_samples_bootstraps_over_tasks() -> None:
+    """n samples per task are not independent: the pass rate's interval resamples tasks, and
+    pass@10 is reported beside it (no threshold)."""
+    from evals.humaneval import HumanEvalResult, SampleRecord
+    from evals.model_calls import CallOutcome
+    from gates.kinds.humaneval import intervals
+
+    correct = {"t0": 10, "t1": 0, "t2": 7, "t3": 3}
+    records = [SampleRecord(task_id=task, sample=s, call=CallOutcome(ok=True),
+                            status="passed" if s < hits else "failed")
+               for task, hits in correct.items() for s in range(10)]
+    result = HumanEvalResult(model="m", tasks=4, samples_per_task=10, records=records,
+                             passed=20, failed=20, errors=0, sandbox_errors=0, pass_at_k={},
+                             prompt_tokens=0, completion_tokens=0, cost_usd=None, served_models=[])
+    rate, at_10 = intervals(result, list(correct))
+    assert (rate.name, rate.method, rate.n) == ("pass rate", "bootstrap", 4)
+    assert rate.estimate == pytest.approx(0.5) and rate.low < 0.5 < rate.high
+    assert rate == pass_at_k_interval(list(correct.values()), 10, 1).model_copy(
+        update={"name": "pass rate"})
+    assert at_10.name == "pass@10" and at_10.estimate == pytest.approx(0.75)
+    one = HumanEvalResult(**{**result.model_dump(exclude={"pass_rate"}), "samples_per_task": 1,
+                             "records": records[:4], "passed": 4, "failed": 0})
+    assert intervals(one, ["t0"]) == [wilson(4, 4, "pass rate")]
