@@ -56,6 +56,17 @@ def selection(ids_by_category: dict[str, list[str] | None]) -> list[tuple[str, d
             for entry in select(category, ids)]
 
 
+def first_per_category(chosen: list[tuple[str, dict[str, Any]]], limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """The first `limit` entries of each category (a smoke run still asks every category)."""
+    seen: dict[str, int] = {}
+    kept = []
+    for category, entry in chosen:
+        seen[category] = seen.get(category, 0) + 1
+        if seen[category] <= limit:
+            kept.append((category, entry))
+    return kept
+
+
 def run_bfcl(client: openai.OpenAI, model: str, chosen: list[tuple[str, dict[str, Any]]], *,
              settings: AskSettings, bounds: LoopBounds, concurrency: int = 4,
              progress: bool = True) -> list[BfclItem]:
