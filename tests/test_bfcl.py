@@ -343,3 +343,27 @@ def test_a_smoke_limit_keeps_every_category() -> None:
     chosen = selection({"simple_python": ["simple_python_0", "simple_python_1"],
                         "irrelevance": ["irrelevance_0", "irrelevance_1"]})
     assert [e["id"] for _, e in first_per_category(chosen, 1)] == ["simple_python_0", "irrelevance_0"]
+
+
+# --- the gate run as a user runs it (needs the multi-turn loop and its reference agent) ---------
+
+@pytest.mark.parametrize(("control", "returncode", "verdict"), [
+    ("known-good", 0, "pass"), ("erroring", 1, "error"),  # known-bad: in this process, above
+])
+def test_the_gate_run_against_its_controls(tmp_path: Path, control, returncode, verdict) -> None:
+    pytest.importorskip("evals.bfcl.multi_turn", reason="the multi-turn loop merges from i17-multiturn")
+    from tests.gate_runs import run_gates
+
+    run = run_gates("-m", ALIAS, "-k", "bfcl", "--control", control, "--bfcl-limit", "1",
+                    outputs=tmp_path)
+    assert run.returncode == returncode, run.output[-3000:]
+    record = run.record("bfcl")
+    assert record.verdict == verdict and record.kind == "control", record.reason
+    assert record.counts.total == 6 and record.extra["package_version"] == package_version()
+    assert record.extra["scope"] == "promotion (first 1 of each category)"
+    assert set(record.extra["per_category"]) == {*SINGLE_TURN, "multi_turn_base"}
+    rows = [json.loads(line) for line in (tmp_path / record.details_file).read_text().splitlines()]
+    assert [r["category"] for r in rows] == [*SINGLE_TURN, "multi_turn_base"]
+    if control == "known-good":
+        assert record.summary.startswith("BFCL 6/6 = 100% (simple 1/1, multiple 1/1")
+        assert all(r["messages"] for r in rows)
