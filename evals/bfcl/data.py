@@ -19,7 +19,8 @@ from typing import Any
 
 DISTRIBUTION = "bfcl-eval"
 PINNED = "2026.3.23"
-INSTALL = f"pip install --no-deps {DISTRIBUTION}=={PINNED} tree_sitter==0.21.3"
+INSTALL = (f"pip install --no-deps {DISTRIBUTION}=={PINNED} tree_sitter==0.21.3 "
+           "tree-sitter-java==0.21.0 tree-sitter-javascript==0.21.4 (scripts/install-platform.sh)")
 # bfcl_eval's config module creates result/score/lock folders under BFCL_PROJECT_ROOT when it is
 # imported (by default beside the installed package): point it at a private scratch folder.
 PROJECT_ROOT_ENV = "BFCL_PROJECT_ROOT"
