@@ -165,6 +165,34 @@ def test_irrelevance_passes_only_without_a_call() -> None:
     assert judge("irrelevance", entry, None, _reply((name, "{oops")))[0]
 
 
+# --- one request ------------------------------------------------------------------------------
+
+def test_a_reply_comes_back_as_an_openai_message_and_no_answer_as_a_fault() -> None:
+    from evals.bfcl.ask import request_reply
+    from fixtures.platform.reference_agents import (
+        answer_move,
+        calls_move,
+        reference_agent,
+        scripted_agent,
+    )
+
+    tools = openai_tools(_entry("simple_python", "simple_python_0")["function"])
+    question = [{"role": "user", "content": "area?"}]
+    moves = [calls_move(("calculate_triangle_area", {"base": 10, "height": 5})), answer_move("50")]
+    with ThreadedServer(scripted_agent(moves)) as agent, ThreadedServer(reference_agent("unavailable")) as down:
+        client = openai.OpenAI(base_url=f"{agent.url}/v1", api_key="k", max_retries=0, timeout=10)
+        reply = request_reply(client, "m", question, tools, FAST)
+        (call,) = reply.message["tool_calls"]
+        assert call["function"] == {"name": "calculate_triangle_area",
+                                    "arguments": '{"base": 10, "height": 5}'}
+        assert reply.fault == "" and reply.prompt_tokens > 0
+        answered = request_reply(client, "m", [*question, reply.message], tools, FAST)
+        assert answered.message == {"role": "assistant", "content": "50"}  # no empty tool_calls
+        client = openai.OpenAI(base_url=f"{down.url}/v1", api_key="k", max_retries=0, timeout=10)
+        fault = request_reply(client, "m", question, tools, FAST)
+    assert fault.message is None and fault.fault.startswith("http_5xx: ")
+
+
 # --- the verdict -------------------------------------------------------------------------------
 
 def _item(category: str, n: int, outcome: str, reason: str = "") -> BfclItem:
