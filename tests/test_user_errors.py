@@ -108,7 +108,7 @@ def test_resume_uses_the_recorded_selection_scope_and_control(tmp_path: Path) ->
 
     resumed = run_gates(f"--resume={run_id}", outputs=tmp_path)  # nothing else on the line
     assert resumed.returncode == 0, resumed.output[-3000:]
-    assert "1 passed, 5 deselected" in resumed.output  # coder-chat only, not all six aliases
+    assert "1 passed, 6 deselected" in resumed.output  # coder-chat only, not all seven gates
     assert "PASS (replayed)" in resumed.output
     assert len(resumed.records) == 1  # replayed, not run again
     report = json.loads((tmp_path / "build" / "runs" / run_id / "report.json").read_text())
@@ -165,12 +165,12 @@ def test_an_unknown_alias_names_the_closest_and_selects_nothing(tmp_path: Path) 
 def test_marker_expressions_with_known_names_still_select(tmp_path: Path) -> None:
     run = run_gates("-m", "not claude-haiku and not engine", "--collect-only", "-q", outputs=tmp_path)
     assert run.returncode == 0, run.output[-3000:]
-    assert "modelgate: 5 gate test(s) selected" in run.output
+    assert "modelgate: 6 gate test(s) selected" in run.output
 
 
 # ---- 6. option values are checked -------------------------------------------------------------
 
-@pytest.mark.parametrize("option", ["--humaneval-limit=-1", "--fim-limit=0",
+@pytest.mark.parametrize("option", ["--humaneval-limit=-1", "--fim-limit=0", "--bfcl-limit=0",
                                     "--tool-loop-limit=two", "--latency-requests=0"])
 def test_a_limit_that_makes_no_sense_is_refused(tmp_path: Path, option: str) -> None:
     run = run_gates("-m", "coder-chat", option, outputs=tmp_path)

@@ -1,8 +1,8 @@
 """A gate's detail rows (the JSONL beside the ledger) as uniform report items, by row shape.
 
 Each gate writes its own row model (evals' SampleRecord, ScenarioResult, LatencyRequest,
-Check, the FIM gate's FimCaseDetail); they are told apart by their fields, not by the gate's
-name, so a row of a new shape still shows, as a key/value table.
+Check, BfclItem, the FIM gate's FimCaseDetail); they are told apart by their fields, not by the
+gate's name, so a row of a new shape still shows, as a key/value table.
 """
 
 from __future__ import annotations
@@ -208,6 +208,31 @@ def _tool_loop(row: dict[str, Any]) -> Item:
     )
 
 
+def _conversation(messages: list[dict[str, Any]]) -> str:
+    lines = []
+    for m in messages:
+        text = m.get("content")
+        lines.append(f"{m.get('role')}: {text}" if text not in (None, "") else f"{m.get('role')}:")
+        for call in m.get("tool_calls") or []:
+            fn = call.get("function") or {}
+            lines.append(f"  -> {fn.get('name')}({fn.get('arguments')})")
+    return "\n".join(lines)
+
+
+def _bfcl(row: dict[str, Any]) -> Item:
+    status, word = status_of(row.get("outcome"))
+    return Item(
+        title=str(row.get("id")), status=status, status_word=word, reason=row.get("reason") or "",
+        prompt_tokens=row.get("prompt_tokens"), completion_tokens=row.get("completion_tokens"),
+        cost_usd=row.get("cost_usd"),
+        sections=_sections(("conversation", _conversation(row.get("messages") or [])),
+                           ("decoded calls", json.dumps(row.get("calls"), ensure_ascii=False)
+                            if row.get("calls") else None)),
+        fields={"category": row.get("category"), "steps": row.get("steps"),
+                "latency s": _round(row.get("latency_s"))},
+    )
+
+
 def _check(row: dict[str, Any]) -> Item:
     status, word = status_of(row.get("outcome"))
     details = row.get("details")
@@ -268,6 +293,7 @@ _SHAPES: list[tuple[set[str], Callable[[dict[str, Any]], Item]]] = [
     ({"case_id", "direct", "vkey", "score"}, _fim),
     ({"scenario", "stream", "calls", "passed"}, _tool_loop),
     ({"ttft_ms", "e2e_ms", "itl_ms"}, _latency),
+    ({"id", "category", "outcome", "messages", "calls"}, _bfcl),
     ({"name", "outcome", "reason"}, _check),
 ]
 
