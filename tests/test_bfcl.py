@@ -205,8 +205,12 @@ def test_the_verdict_gives_per_category_and_unweighted_overall_accuracy() -> Non
              + [_item("multiple", 9, "failed", "value_error:dict_value: Invalid value")]
              + [_item("multi_turn_base", i, "failed", "state mismatch") for i in range(3)])
     verdict = judge_bfcl(items, min_accuracy=0.6)
-    assert verdict.summary == "BFCL 9/13 = 69% (simple 5/5, multiple 4/5, multi_turn_base 0/3) (≥60% gate)"
+    assert verdict.summary == "BFCL 9/13 = 69% [95% CI 42-87%] (simple 5/5, multiple 4/5, multi_turn_base 0/3) (≥60% gate)"
     assert verdict.verdict == "pass" and verdict.accuracy == pytest.approx(9 / 13)
+    overall, *categories = verdict.judged  # the overall figure is judged, each category reported
+    assert (overall.successes, overall.n, overall.threshold, overall.method) == (9, 13, 0.6, "wilson")
+    assert overall.low == pytest.approx(0.4237, abs=1e-3) and overall.high == pytest.approx(0.8732, abs=1e-3)
+    assert [(c.successes, c.n, c.threshold) for c in categories] == [(5, 5, None), (4, 5, None), (0, 3, None)]
     assert verdict.per_category["multiple"] == {"passed": 4, "failed": 1, "errors": 0, "total": 5,
                                                 "accuracy": 0.8}
     verdict = judge_bfcl(items, min_accuracy=0.7)
@@ -339,7 +343,7 @@ def test_controls_through_the_gateway_are_classified(fake_multi_turn, through_ga
     assert result.verdict == verdict
     assert set(result.per_category) == {*SINGLE_TURN, "multi_turn_base"}
     if control == "known-good":
-        assert result.summary == ("BFCL 6/6 = 100% (simple 1/1, multiple 1/1, parallel 1/1, "
+        assert result.summary == ("BFCL 6/6 = 100% [95% CI 61-100%] (simple 1/1, multiple 1/1, parallel 1/1, "
                                   "parallel_multiple 1/1, irrelevance 1/1, multi_turn_base 1/1) (≥60% gate)")
         turn = items[-1].messages
         assert turn[0]["role"] == "user" and items[-1].steps >= 2 and items[-1].calls
@@ -393,5 +397,5 @@ def test_the_gate_run_against_its_controls(tmp_path: Path, control, returncode, 
     rows = [json.loads(line) for line in (tmp_path / record.details_file).read_text().splitlines()]
     assert [r["category"] for r in rows] == [*SINGLE_TURN, "multi_turn_base"]
     if control == "known-good":
-        assert record.summary.startswith("BFCL 6/6 = 100% (simple 1/1, multiple 1/1")
+        assert record.summary.startswith("BFCL 6/6 = 100% [95% CI 61-100%] (simple 1/1, multiple 1/1")
         assert all(r["messages"] for r in rows)

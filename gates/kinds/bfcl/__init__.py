@@ -53,7 +53,7 @@ def measure(ctx: GateContext, config: BfclGate) -> GateVerdict:
     return GateVerdict(
         verdict=verdict.verdict, metric="bfcl_accuracy", value=verdict.accuracy,
         threshold=config.min_accuracy, summary=verdict.summary, reason=verdict.reason,
-        counts=verdict.counts, details=items,
+        counts=verdict.counts, details=items, judged=verdict.judged,
         extra={
             "scope": scope, "package": "bfcl-eval", "package_version": version,
             "per_category": verdict.per_category,

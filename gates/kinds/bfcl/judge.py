@@ -12,8 +12,10 @@ from collections import Counter
 
 from pydantic import BaseModel
 
+from deploy.judged_rates import JudgedRate
 from deploy.ledger import Counts, Verdict
 from evals.bfcl.items import BfclItem
+from evals.intervals import wilson
 
 # Short names in the summary line (BFCL's file names otherwise).
 SHORT = {"simple_python": "simple", "parallel_multiple": "parallel_multiple",
@@ -39,6 +41,8 @@ class BfclVerdict(BaseModel):
     reason: str
     counts: Counts
     per_category: dict[str, dict[str, float | int]]
+    # The overall accuracy with its 95% Wilson interval (judged), each category's (reported).
+    judged: list[JudgedRate] = []
 
 
 def figures(items: list[BfclItem]) -> dict[str, CategoryFigures]:
@@ -68,9 +72,19 @@ def judge_bfcl(items: list[BfclItem], *, min_accuracy: float) -> BfclVerdict:
     total = len(items)
     accuracy = passed / total if total else 0.0
     parts = ", ".join(f"{SHORT.get(c, c)} {f.passed}/{f.total}" for c, f in per.items())
-    summary = f"BFCL {passed}/{total} = {accuracy:.0%} ({parts}) (≥{min_accuracy:.0%} gate)"
+    judged = []
+    bracket = ""
+    if total:
+        overall = wilson(passed, total, "BFCL accuracy")
+        bracket = f" {overall.bracket()}"
+        judged = [JudgedRate.of(overall, min_accuracy)] + [
+            JudgedRate.of(wilson(f.passed, f.total, f"BFCL {SHORT.get(c, c)} accuracy"), None)
+            for c, f in per.items() if f.total
+        ]
+    summary = (f"BFCL {passed}/{total} = {accuracy:.0%}{bracket} ({parts}) "
+               f"(≥{min_accuracy:.0%} gate)")
     base = dict(
-        accuracy=accuracy, summary=summary,
+        accuracy=accuracy, summary=summary, judged=judged,
         counts=Counts(passed=passed, failed=failed, errors=errors, total=total),
         per_category={c: {**f.model_dump(), "accuracy": f.accuracy} for c, f in per.items()},
     )
