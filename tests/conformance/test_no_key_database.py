@@ -16,7 +16,7 @@ from deploy.litellm_admin import NO_KEY_DATABASE
 from tests.conformance.conftest import Gateway
 from tests.gate_runs import GateRun, run_gates
 
-SMOKE = ("--scope=promotion", "--humaneval-limit=4", "--fim-limit=4", "--tool-loop-limit=2",
+SMOKE = ("--scope=promotion", "--humaneval-limit=4", "--fim-limit=4", "--tool-loop-limit=2", "--bfcl-limit=1",
          "--latency-requests=8", "--no-cache")
 
 
