@@ -1,21 +1,17 @@
 """The BFCL gate: the package's data and checker, its single-turn judging, and its controls
-through the gateway double (a tiny stand-in plays the multi-turn loop that evals.bfcl.multi_turn
-provides, so these tests prove the wiring, not the loop)."""
+through the gateway double (the multi-turn loop itself: tests/test_bfcl_multi_turn.py)."""
 
 from __future__ import annotations
 
-import ast
 import json
 import secrets
-import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import openai
 import pytest
-from pydantic import BaseModel
 
 from deploy.litellm_admin import LiteLLMAdmin, throwaway_key
 from evals.bfcl import data
@@ -224,83 +220,6 @@ def test_the_verdict_gives_per_category_and_unweighted_overall_accuracy() -> Non
 
 # --- the controls, through the gateway double -----------------------------------------------
 
-class _Outcome(BaseModel):
-    id: str
-    category: str
-    outcome: Literal["passed", "failed", "error"]
-    reason: str
-    steps: int
-    messages: list[dict]
-
-
-class _Fault(Exception):
-    pass
-
-
-def _gt_calls(turn: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    calls = []
-    for text in turn:
-        node = ast.parse(text, mode="eval").body
-        calls.append((node.func.id, {k.arg: ast.literal_eval(k.value) for k in node.keywords}))
-    return calls
-
-
-def _fake_loop(entry, answer, ask, *, max_steps_per_turn, time_budget_s) -> _Outcome:
-    """A stand-in for the agreed `run_multi_turn_entry`: each turn's calls must be the ground
-    truth's (keyword calls only), tool results are "ok"."""
-    tools = openai_tools(entry["function"])
-    messages: list[dict] = []
-    steps = 0
-    for turn, expected in zip(entry["question"], answer["ground_truth"], strict=False):
-        messages += turn
-        made = []
-        for _ in range(max_steps_per_turn):
-            try:
-                reply = ask(messages, tools)
-            except _Fault as fault:
-                return _Outcome(id=entry["id"], category=entry["id"].rsplit("_", 1)[0], outcome="error",
-                                reason=str(fault), steps=steps, messages=messages)
-            steps += 1
-            messages.append(reply)
-            if not reply.get("tool_calls"):
-                break
-            for call in reply["tool_calls"]:
-                made.append((call["function"]["name"], json.loads(call["function"]["arguments"])))
-                messages.append({"role": "tool", "tool_call_id": call["id"], "content": "ok"})
-        if made != _gt_calls(expected):
-            return _Outcome(id=entry["id"], category="multi_turn_base", outcome="failed",
-                            reason=f"turn calls {made} differ", steps=steps, messages=messages)
-    return _Outcome(id=entry["id"], category="multi_turn_base", outcome="passed", reason="state matches",
-                    steps=steps, messages=messages)
-
-
-def _fake_reference(messages: list[dict], tools: list[dict]) -> dict:
-    """A stand-in for `reference_multi_turn_reply`: the current turn's ground-truth calls once."""
-    from fixtures.platform.controls.bfcl import recognise
-
-    _, entry = recognise(messages, tools)
-    answer = load_answers("multi_turn_base")[entry["id"]]
-    turn = sum(m["role"] == "user" for m in messages) - 1
-    if messages[-1]["role"] == "tool":
-        return {"role": "assistant", "content": "Done."}
-    calls = _gt_calls(answer["ground_truth"][turn])
-    if not calls:
-        return {"role": "assistant", "content": "Nothing to do."}
-    return {"role": "assistant", "content": None, "tool_calls": [
-        {"id": f"t{turn}-{i}", "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
-        for i, (n, a) in enumerate(calls)]}
-
-
-@pytest.fixture
-def fake_multi_turn(monkeypatch) -> None:
-    loop = types.ModuleType("evals.bfcl.multi_turn")
-    loop.run_multi_turn_entry, loop.MultiTurnOutcome, loop.PlatformFault = _fake_loop, _Outcome, _Fault
-    reference = types.ModuleType("fixtures.platform.controls.bfcl_multi_turn")
-    reference.reference_multi_turn_reply = _fake_reference
-    monkeypatch.setitem(sys.modules, "evals.bfcl.multi_turn", loop)
-    monkeypatch.setitem(sys.modules, "fixtures.platform.controls.bfcl_multi_turn", reference)
-
-
 @pytest.fixture
 def through_gateway() -> Iterator[Any]:
     """Serves a control behind the gateway double; yields a function making a keyed client."""
@@ -329,7 +248,7 @@ CHOSEN = {c: ids[:1] for c, ids in load_subset(SUBSET_PATH).ids.items()}
 @pytest.mark.parametrize(("control", "outcome", "verdict"), [
     ("known-good", "passed", "pass"), ("known-bad", "failed", "fail"), ("erroring", "error", "error"),
 ])
-def test_controls_through_the_gateway_are_classified(fake_multi_turn, through_gateway, control,
+def test_controls_through_the_gateway_are_classified(through_gateway, control,
                                                      outcome, verdict) -> None:
     serve, url = through_gateway
     admin = serve(control)
@@ -383,7 +302,6 @@ def test_a_smoke_limit_keeps_every_category() -> None:
     ("known-good", 0, "pass"), ("erroring", 1, "error"),  # known-bad: in this process, above
 ])
 def test_the_gate_run_against_its_controls(tmp_path: Path, control, returncode, verdict) -> None:
-    pytest.importorskip("evals.bfcl.multi_turn", reason="the multi-turn loop merges from i17-multiturn")
     from tests.gate_runs import run_gates
 
     run = run_gates("-m", ALIAS, "-k", "bfcl", "--control", control, "--bfcl-limit", "1",
