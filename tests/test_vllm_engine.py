@@ -45,7 +45,7 @@ def test_cpu_args_adapt_the_catalog_for_the_cpu(catalog) -> None:
     model = standin_models.smollm2_instruct()
     chat = cpu_args(catalog.get("coder-chat"), model)
     assert "--quantization" not in chat  # AWQ flag dropped for unquantized stand-in weights
-    assert _flag(chat, "--max-model-len") == "4096"
+    assert _flag(chat, "--max-model-len") == "8192"  # the catalog's 16384, capped for the CPU
     assert _flag(chat, "--served-model-name") == "qwen2.5-coder-7b-instruct-awq"
     assert "--enforce-eager" in chat and _flag(chat, "--dtype") == "float32"
     assert str(model) not in chat and "--port" not in chat  # the engine adds model, host, port
@@ -206,7 +206,7 @@ class TestSmolLM2Engine:
     def test_models_lists_the_served_name(self, chat_engine: VLLMEngine) -> None:
         models = httpx.get(f"{chat_engine.url}/models", timeout=10).json()["data"]
         assert chat_engine.served_model_name in [m["id"] for m in models]
-        assert {m["max_model_len"] for m in models} == {4096}
+        assert {m["max_model_len"] for m in models} == {8192}
         assert chat_engine.startup_s and chat_engine.rss_bytes() > 100 * 2**20
 
     def test_chat_completion_at_temperature_zero(self, chat_engine: VLLMEngine, record_property) -> None:
