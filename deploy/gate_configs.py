@@ -28,6 +28,9 @@ class GateConfig(BaseModel):
     request_budget_s: float = Field(default=300.0, gt=0)
     max_budget_usd: float | None = Field(default=None, gt=0)  # the run's throwaway key
     seed: int | None = None
+    # A significant regression against the incumbent larger than this (a rate's drop, or a
+    # latency p95's relative rise) fails the gate even when its threshold is met.
+    max_regression: Rate | None = None
 
 
 class HumanEvalGate(GateConfig):

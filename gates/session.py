@@ -193,6 +193,8 @@ class AliasContext:
         served_model_name: str | None = None,
         started_at=None,
         extra: dict[str, Any] | None = None,
+        incumbent_id: str | None = None,
+        comparison: dict[str, Any] | None = None,
     ) -> GateRecord:
         record = GateRecord(
             run_id=self.session.run_id,
@@ -218,6 +220,8 @@ class AliasContext:
             finished_at=now(),
             suite_revision=self.session.revision,
             extra=extra or {},
+            incumbent_id=incumbent_id,
+            comparison=comparison,
         )
         self.session.record(record, details or [])
         return record

@@ -46,3 +46,10 @@ def judge_gate(outcome: FimGateOutcome, config: FimGate) -> FimGateVerdict:
         verdict=verdict, functional_rate=score.functional / score.total if score.total else 0.0,
         summary=base.status, reason=reason, counts=counts,
     )
+
+
+def case_items(rows: list[dict]) -> dict[str, bool]:
+    """{case id: functional} for the gateway's answers (the scored transport); a case the
+    gateway never answered is left out."""
+    return {row["case_id"]: bool(row["score"]["functional"]) for row in rows
+            if row.get("score", {}).get("answered")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from deploy.gate_configs import HumanEvalGate
 from evals.humaneval import load_problems, load_subset, run_humaneval
 from evals.model_calls import RetryPolicy
-from gates.kinds.humaneval.judge import judge_humaneval
+from gates.kinds.humaneval.judge import judge_humaneval, sample_items
 from gates.kinds.registry import GateContext, GateVerdict, Option, gate_kind
 from gates.options import positive_int
 from gates.session import REPO_ROOT
@@ -17,7 +17,7 @@ LIMIT = Option("--humaneval-limit", dict(
 ))
 
 
-@gate_kind("humaneval", config=HumanEvalGate, options=[LIMIT])
+@gate_kind("humaneval", config=HumanEvalGate, options=[LIMIT], items=sample_items)
 def measure(ctx: GateContext, config: HumanEvalGate) -> GateVerdict:
     """HumanEval pass rate at or above the catalog's threshold (promotion: the fixed subset)."""
     scope = ctx.scope

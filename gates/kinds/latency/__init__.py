@@ -10,7 +10,7 @@ from __future__ import annotations
 from deploy.gate_configs import LatencyGate
 from deploy.ledger import Counts
 from evals.latency import judge_latency, load_prompt_set, run_benchmark
-from gates.kinds.latency.report import status_summary
+from gates.kinds.latency.report import request_samples, status_summary
 from gates.kinds.latency.targets import catalog_targets, chosen_profile, cpu_targets
 from gates.kinds.registry import GateContext, GateVerdict, Option, gate_kind
 from gates.options import positive_int
@@ -28,7 +28,7 @@ REQUESTS = Option("--latency-requests", dict(
 ))
 
 
-@gate_kind("latency", config=LatencyGate, options=[PROFILE, REQUESTS])
+@gate_kind("latency", config=LatencyGate, options=[PROFILE, REQUESTS], samples=request_samples)
 def measure(ctx: GateContext, config: LatencyGate) -> GateVerdict:
     """Every p95 (TTFT, ITL, E2E) under its SLO target."""
     context = ctx.alias
