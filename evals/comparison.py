@@ -76,8 +76,10 @@ def mcnemar_exact(pass_to_fail: int, fail_to_pass: int) -> float:
 
 
 def compare_rates(candidate: Mapping[str, bool], incumbent: Mapping[str, bool]) -> RateComparison:
-    """Compare two runs' item outcomes ({item id: passed}); ids in one run only are reported."""
-    both = sorted(set(candidate) & set(incumbent))
+    """Compare two runs' item outcomes ({item id: passed}); ids in one run only are reported,
+    and left out of the test."""
+    # In the candidate's order (its run's), not sorted: "HumanEval/9" before "HumanEval/10".
+    both = [i for i in candidate if i in incumbent]
     down = [i for i in both if incumbent[i] and not candidate[i]]
     up = [i for i in both if candidate[i] and not incumbent[i]]
     cand_rate = sum(candidate[i] for i in both) / len(both) if both else None
@@ -86,8 +88,8 @@ def compare_rates(candidate: Mapping[str, bool], incumbent: Mapping[str, bool]) 
         paired=len(both), candidate_rate=cand_rate, incumbent_rate=inc_rate,
         difference=None if cand_rate is None or inc_rate is None else cand_rate - inc_rate,
         p_value=mcnemar_exact(len(down), len(up)), pass_to_fail=down, fail_to_pass=up,
-        only_candidate=sorted(set(candidate) - set(incumbent)),
-        only_incumbent=sorted(set(incumbent) - set(candidate)),
+        only_candidate=[i for i in candidate if i not in incumbent],
+        only_incumbent=[i for i in incumbent if i not in candidate],
     )
 
 
