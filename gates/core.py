@@ -222,12 +222,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         recorded = resume.recorded_tests(state.outputs.ledger, state.run_id)
         resume.replace_recorded(items, recorded, parallel.gate_test_id)
     parallel.group_by_alias(items, lambda item: item_alias(config, item))
-    if not parallel.is_worker(config):
-        _check_baseline(config, items)
     for item in items:
         alias = item_alias(config, item)
         if alias is not None:  # marks a gate test in every report, also on the controller
             item.user_properties.append((reports.ALIAS_PROPERTY, alias))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After -m and -k deselected: the gates this run will really measure.
+    if not parallel.is_worker(session.config):
+        _check_baseline(session.config, session.items)
 
 
 def _check_baseline(config: pytest.Config, items: list[pytest.Item]) -> None:
