@@ -260,3 +260,49 @@ def test_latency_config_takes_max_regression_and_rows_dump_as_json() -> None:
     assert LatencyGate(max_error_rate=0.05, max_regression=0.1).max_regression == 0.1
     rows = detail_rows(humaneval_rows({"HumanEval/0": True}))
     assert rows[0]["task_id"] == "HumanEval/0" and rows[0]["verdict"] == "passed"
+
+
+def test_each_kind_reads_its_items_from_its_own_detail_rows() -> None:
+    from evals.checks import CheckResult, check_items
+    from evals.fim import FimCallResult, FimCaseScore
+    from evals.tool_loop import ScenarioResult
+    from gates.kinds.fim.gate import FimCaseDetail
+    from gates.kinds.fim.judge import case_items
+    from gates.kinds.tool_loop.judge import scenario_items
+
+    def fim(case: str, answered: bool, functional: bool) -> FimCaseDetail:
+        call = FimCallResult(case_id=case, answered=answered)
+        score = FimCaseScore(case_id=case, kind="k", answered=answered, functional=functional)
+        return FimCaseDetail(case_id=case, kind="k", direct=call, vkey=call, score=score,
+                             same_middle=False)
+
+    assert case_items(detail_rows([fim("c1", True, True), fim("c2", True, False),
+                                   fim("c3", False, False)])) == {"c1": True, "c2": False}
+    loops = [ScenarioResult(scenario="s", stream=False, passed=True),
+             ScenarioResult(scenario="s", stream=True, passed=False),
+             ScenarioResult(scenario="t", stream=True, platform_error="503")]
+    assert scenario_items(detail_rows(loops)) == {"s[plain]": True, "s[stream]": False}
+    checks = [CheckResult(name="dims", outcome="pass", reason=""),
+              CheckResult(name="rank", outcome="fail", reason=""),
+              CheckResult(name="budget", outcome="error", reason="")]
+    assert check_items(detail_rows(checks)) == {"dims": True, "rank": False}
+
+
+def test_a_significantly_slower_p95_beyond_max_regression_fails(tmp_path: Path) -> None:
+    from gates.comparison import compare_rows
+
+    def rows(base: float) -> list[dict[str, Any]]:
+        return [{"ttft_ms": base + i % 7, "itl_ms": [5.0, 6.0], "e2e_ms": 10 * base + i % 11,
+                 "error": None} for i in range(40)]
+
+    incumbent = record(gate="latency")
+    slower = compare_rows(incumbent, rows(100.0), rows(50.0), items=None,
+                          samples=request_samples, max_regression=0.2)
+    assert slower.regressed and [p.metric for p in slower.latency] == ["e2e_ms", "itl_ms",
+                                                                       "ttft_ms"]
+    e2e = slower.latency[0]
+    assert e2e.difference > 0 and e2e.low > 0 and e2e.relative == pytest.approx(1.0, rel=0.05)
+    assert "e2e_ms p95 1010 vs 510 ms: +500 ms (+98.0%) [95% CI +498 to +502 ms" in slower.lines[1]
+    same = compare_rows(incumbent, rows(50.0), rows(50.0), items=None, samples=request_samples,
+                        max_regression=0.2)
+    assert not same.regressed
