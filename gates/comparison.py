@@ -119,9 +119,12 @@ def compare_records(ledger: Ledger, candidate: GateRecord, incumbent: GateRecord
 
 def incumbent_for(ledger: Ledger, *, alias: str, gate: str, model: str, revision: str | None,
                   baseline: str | None) -> GateRecord | None:
-    """The `--baseline` record (checked), else the latest passed one on another model."""
+    """The `--baseline` record when it is this gate's (checked), else the latest passed one on
+    another model: in a run of several gates the baseline names one of them."""
     if baseline:
-        return named_baseline(ledger, baseline, alias, gate)
+        named = find_record(ledger, baseline)
+        if (named.alias, named.gate) == (alias, gate):
+            return named_baseline(ledger, baseline, alias, gate)
     return find_incumbent(ledger, alias, gate, model=model, revision=revision)
 
 

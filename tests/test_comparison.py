@@ -306,3 +306,17 @@ def test_a_significantly_slower_p95_beyond_max_regression_fails(tmp_path: Path) 
     same = compare_rows(incumbent, rows(50.0), rows(50.0), items=None, samples=request_samples,
                         max_regression=0.2)
     assert not same.regressed
+
+
+def test_a_baseline_of_another_gate_leaves_this_gate_to_its_incumbent(tmp_path: Path) -> None:
+    from gates.comparison import incumbent_for
+
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    good = _good(ledger)
+    agent = _good(ledger, alias="coder-agent", minutes=3)
+    found = incumbent_for(ledger, alias="coder-chat", gate="humaneval", model=CANDIDATE_MODEL,
+                          revision=None, baseline=agent.record_id)
+    assert found is not None and found.record_id == good.record_id
+    named = incumbent_for(ledger, alias="coder-agent", gate="humaneval", model=CANDIDATE_MODEL,
+                          revision=None, baseline=agent.record_id)
+    assert named is not None and named.record_id == agent.record_id
