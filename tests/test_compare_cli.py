@@ -87,6 +87,8 @@ def test_known_bad_control_against_a_known_good_incumbent(tmp_path: Path) -> Non
     report = json.loads(next((tmp_path / "build" / "runs").glob("*/report.json")).read_text())
     [kept] = [r for g in report["gates"] for r in g["records"]]
     assert kept["incumbent_id"] == good.record_id and kept["comparison"]["rates"]["paired"] == 20
+    markdown = next((tmp_path / "build" / "runs").glob("*/summary.md")).read_text()
+    assert f"- **coder-chat/humaneval**: vs incumbent {good.record_id} (" in markdown
 
 
 def test_a_baseline_naming_no_record_or_another_gate_is_a_usage_error(tmp_path: Path) -> None:
