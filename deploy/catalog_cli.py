@@ -102,7 +102,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="modelgate-catalog", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="modelgate-catalog", description=__doc__,
+        epilog="modelgate-catalog compare RECORD_A RECORD_B [--ledger PATH]: two ledger "
+        "records item by item (gates/catalog_compare.py; see its --help)")
     # None = not given: the defaults are filled in below, and hints repeat only what was given.
     parser.add_argument("--catalog", type=Path, default=None, help=f"default: {DEFAULT_CATALOG}")
     parser.add_argument("--doc", type=Path, default=None, help=f"default: {DEFAULT_DOC}")

@@ -31,6 +31,9 @@ class GateConfig(BaseModel):
     # point: the estimate against the threshold; lower-bound: the 95% interval must clear it
     # (a straddling one is INCONCLUSIVE). See gates.decision.
     decision: Literal["point", "lower-bound"] = "point"
+    # A significant regression against the incumbent larger than this (a rate's drop, or a
+    # latency p95's relative rise) fails the gate even when its threshold is met.
+    max_regression: Rate | None = None
 
 
 class HumanEvalGate(GateConfig):

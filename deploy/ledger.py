@@ -83,6 +83,10 @@ class GateRecord(BaseModel):
     scope: Scope | None = None  # the catalog scope it was proven at; None: not recorded
     source: str | None = None  # where an imported status came from
     judged: list[JudgedRate] = []  # each judged rate with its 95% interval and threshold
+    # The record this one was compared with (deploy.incumbent) and the comparison's figures,
+    # flipped item ids and printed lines (gates.comparison.GateComparison as JSON).
+    incumbent_id: str | None = None
+    comparison: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod

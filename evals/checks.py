@@ -20,3 +20,8 @@ class CheckResult(BaseModel):
     @property
     def passed(self) -> bool:
         return self.outcome == "pass"
+
+
+def check_items(rows: list[dict[str, Any]]) -> dict[str, bool]:
+    """{check name: passed} from CheckResult rows; checks that erred (no answer) are left out."""
+    return {row["name"]: row["outcome"] == "pass" for row in rows if row.get("outcome") != "error"}

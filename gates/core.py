@@ -99,6 +99,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "from the ledger, the rest run again, answered from the run's response cache first",
     )
     group.addoption(
+        "--baseline", metavar="RECORD_ID", default=None,
+        help="compare the gate with this ledger record instead of its incumbent (the latest "
+        "passed record on another model or revision of the same alias and gate)",
+    )
+    group.addoption(
         "--no-cache", action="store_true",
         help="ask the model for every completion (no response cache)",
     )
@@ -222,6 +227,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         alias = item_alias(config, item)
         if alias is not None:  # marks a gate test in every report, also on the controller
             item.user_properties.append((reports.ALIAS_PROPERTY, alias))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After -m and -k deselected: the gates this run will really measure.
+    if not parallel.is_worker(session.config):
+        _check_baseline(session.config, session.items)
+
+
+def _check_baseline(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--baseline` must name a ledger record of a selected gate: else one usage line, exit 4."""
+    from deploy.ledger import Ledger
+    from gates.comparison import BASELINE_FLAG, baseline_problem
+
+    record_id = config.getoption(BASELINE_FLAG)
+    if not record_id:
+        return
+    state = config.stash[RUN_KEY]
+    selected = [(alias, item.nodeid.rsplit("::", 1)[-1]) for item in items
+                if (alias := item_alias(config, item)) is not None]
+    problem = baseline_problem(record_id, Ledger(state.outputs.ledger), selected)
+    if problem:
+        raise pytest.UsageError(problem)
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:

@@ -315,6 +315,12 @@ def render_markdown(report: RunReport) -> str:
             resumed = " (resumed)" if gate.resumed else ""
             lines.append(f"| {record.alias} | {record.gate} | **{record.verdict.upper()}**{resumed} | "
                          f"{_cell(result)} | {_cell(served)} | `{record.record_id}` |")
+    compared = [r for gate in report.gates for r in gate.records if r.comparison]
+    if compared:
+        lines += ["", "Against the incumbent:", ""]
+        for record in compared:
+            text = "; ".join((record.comparison or {}).get("lines") or [])
+            lines.append(f"- **{record.alias}/{record.gate}**: {_cell(text)}")
     if report.statuses:
         lines += ["", "Eval status written:", ""]
         lines += [f"- **{alias}**: {_cell(status)}" for alias, status in sorted(report.statuses.items())]

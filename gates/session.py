@@ -195,6 +195,8 @@ class AliasContext:
         started_at=None,
         extra: dict[str, Any] | None = None,
         judged: list[JudgedRate] | None = None,
+        incumbent_id: str | None = None,
+        comparison: dict[str, Any] | None = None,
     ) -> GateRecord:
         record = GateRecord(
             run_id=self.session.run_id,
@@ -221,6 +223,8 @@ class AliasContext:
             suite_revision=self.session.revision,
             extra=extra or {},
             judged=judged or [],
+            incumbent_id=incumbent_id,
+            comparison=comparison,
         )
         self.session.record(record, details or [])
         return record

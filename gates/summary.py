@@ -88,6 +88,23 @@ def reasons(records: list[GateRecord]) -> list[Text]:
     return out
 
 
+def comparison_lines(record: GateRecord) -> list[str]:
+    """The candidate-against-incumbent lines a record keeps (gates.comparison), or none."""
+    return list((record.comparison or {}).get("lines") or [])
+
+
+def comparisons(records: list[GateRecord]) -> list[Text]:
+    """Under the verdicts: each compared gate against its incumbent, or "no incumbent"."""
+    out = []
+    for record in records:
+        lines = comparison_lines(record)
+        if lines:
+            text = Text(f"{record.alias}/{record.gate} ", style="bold")
+            text.append("\n  ".join(lines))
+            out.append(text)
+    return out
+
+
 def paths(outputs, statuses: dict[str, str], report: Path | None) -> list[str]:
     """Where the run wrote: the ledger, the HTML report, the catalog and table when written."""
     lines = [f"ledger: {outputs.ledger}"]
@@ -111,6 +128,7 @@ def summary_block(session, statuses: dict[str, str], *, notes: list[str] | None 
         parts.append(verdict_table(session.records, statuses, replayed=replayed, title=title,
                                    width=width))
         parts.extend(reasons(session.records))
+        parts.extend(comparisons(session.records))
     for note in notes or []:  # interrupted, or a smoke run / control that writes no status
         parts.append(Text(note, style="bold yellow"))
     return Group(*parts)

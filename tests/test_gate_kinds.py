@@ -3,12 +3,13 @@ its options, and the three controls any alias using the kind is proven with."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from deploy.gate_configs import GATE_MODELS
-from deploy.ledger import Counts
+from deploy.gate_configs import GATE_MODELS, HumanEvalGate
+from deploy.ledger import Counts, Ledger
 from fixtures.platform.controls import CONTROL_NAMES, controls_of, controls_of_kind
 from gates.kinds.registry import GateContext, GateVerdict, gate_kind, kind, kinds, record_outcome
 from gates.verdicts import GatePlatformError
@@ -37,10 +38,13 @@ def test_controls_follow_the_alias_gate_kinds_not_its_name() -> None:
 
 
 class _Alias:
-    """Records what the one record path hands to the ledger."""
+    """Records what the one record path hands to the ledger (an empty ledger: no incumbent)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledger_path: Path) -> None:
         self.calls: list[dict] = []
+        self.session = SimpleNamespace(ledger=Ledger(ledger_path))
+        self.deployment = SimpleNamespace(model="m", revision=None)
+        self.entry = SimpleNamespace(alias="a", gate=lambda name: HumanEvalGate(min_pass_rate=0.7))
 
     def record(self, **fields):
         self.calls.append(fields)
@@ -50,10 +54,11 @@ class _Alias:
 
 @pytest.mark.parametrize(("verdict", "raised"), [("pass", None), ("fail", pytest.fail.Exception),
                                                  ("error", GatePlatformError)])
-def test_the_record_path_appends_then_enforces(monkeypatch, verdict, raised) -> None:
+def test_the_record_path_appends_then_enforces(monkeypatch, tmp_path, verdict, raised) -> None:
     monkeypatch.setattr("gates.verdicts.verdict_message", lambda record: f"{record.verdict}")
-    alias = _Alias()
-    ctx = GateContext(alias, config=None, scope="promotion", started_at="t0")  # type: ignore[arg-type]
+    alias = _Alias(tmp_path / "ledger.jsonl")
+    config = SimpleNamespace(getoption=lambda flag, default=None: default)
+    ctx = GateContext(alias, config=config, scope="promotion", started_at="t0")  # type: ignore[arg-type]
     outcome = GateVerdict(verdict=verdict, metric="m", value=0.5, threshold=0.7, summary="s",
                           counts=Counts(passed=1, total=2), extra={"scope": "promotion"})
     if raised is None:
@@ -64,3 +69,7 @@ def test_the_record_path_appends_then_enforces(monkeypatch, verdict, raised) -> 
     (call,) = alias.calls  # recorded before the verdict is enforced, whatever it is
     assert call["gate"] == "humaneval" and call["started_at"] == "t0"
     assert call["verdict"] == verdict and call["extra"] == {"scope": "promotion"}
+    # Compared (no incumbent in an empty ledger) unless it erred: ERROR is never compared.
+    assert call["incumbent_id"] is None
+    lines = None if call["comparison"] is None else call["comparison"]["lines"]
+    assert lines == (None if verdict == "error" else ["no incumbent"])

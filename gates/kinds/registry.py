@@ -21,7 +21,16 @@ from pydantic import BaseModel, ConfigDict
 from deploy.gate_configs import GateConfig
 from deploy.judged_rates import JudgedRate
 from deploy.ledger import Counts, GateRecord, Verdict, now
+from gates.comparison import (
+    BASELINE_FLAG,
+    GateComparison,
+    compare_rows,
+    detail_rows,
+    incumbent_for,
+)
+from gates.comparison import decide as decide_regression
 from gates.decision import Rule, decide
+from gates.html_report.items import read_rows
 from gates.session import AliasContext
 from gates.verdicts import enforce
 
@@ -77,6 +86,10 @@ class Option:
 
 
 Measure = Callable[[GateContext, Any], GateVerdict]
+# A kind's per-item outcomes from its detail rows (as the ledger keeps them): {item id: passed},
+# items the platform never answered left out; and, for latency, {metric: per-request samples}.
+Items = Callable[[list[dict[str, Any]]], dict[str, bool]]
+Samples = Callable[[list[dict[str, Any]]], dict[str, list[float]]]
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,8 @@ class GateKind:
     doc: str = ""
     # Checked after the alias's key is deleted (e.g. the key must really be gone).
     after_key: Callable[[AliasContext], None] | None = None
+    items: Items | None = None  # what the candidate-against-incumbent comparison pairs
+    samples: Samples | None = None
 
 
 _KINDS: dict[str, GateKind] = {}
@@ -95,7 +110,8 @@ _KINDS: dict[str, GateKind] = {}
 
 def gate_kind(
     name: str, *, config: type[GateConfig], options: list[Option] | tuple[Option, ...] = (),
-    after_key: Callable[[AliasContext], None] | None = None,
+    after_key: Callable[[AliasContext], None] | None = None, items: Items | None = None,
+    samples: Samples | None = None,
 ) -> Callable[[Measure], Measure]:
     """Register `measure` as gate kind `name` with its typed config and options."""
 
@@ -103,7 +119,8 @@ def gate_kind(
         if name in _KINDS and _KINDS[name].measure is not measure:
             raise ValueError(f"gate kind {name!r} is registered twice")
         doc = (measure.__doc__ or "").strip()
-        _KINDS[name] = GateKind(name, config, measure, tuple(options), doc, after_key)
+        _KINDS[name] = GateKind(name, config, measure, tuple(options), doc, after_key, items,
+                               samples)
         return measure
 
     return register
@@ -127,12 +144,18 @@ def kind(name: str) -> GateKind:
 def record_outcome(ctx: GateContext, gate: str, outcome: GateVerdict) -> GateRecord:
     """The one record path: the outcome goes to the ledger (with the run's target), then the
     test passes, fails (FAIL) or errors (ERROR) by its verdict."""
+    comparison = against_incumbent(ctx, gate, outcome)
+    verdict, reason = outcome.verdict, outcome.reason
+    if comparison is not None:
+        verdict, reason = decide_regression(verdict, reason, comparison)
     record = ctx.alias.record(
-        gate=gate, verdict=outcome.verdict, metric=outcome.metric, value=outcome.value,
-        threshold=outcome.threshold, summary=outcome.summary, reason=outcome.reason,
+        gate=gate, verdict=verdict, metric=outcome.metric, value=outcome.value,
+        threshold=outcome.threshold, summary=outcome.summary, reason=reason,
         counts=outcome.counts, details=outcome.details,
         served_model_name=outcome.served_model_name, started_at=ctx.started_at,
         extra=outcome.extra, judged=outcome.judged,
+        incumbent_id=comparison.incumbent_id if comparison else None,
+        comparison=comparison.model_dump(mode="json") if comparison else None,
     )
     enforce(record)
     return record
@@ -143,6 +166,26 @@ def apply_decision(outcome: GateVerdict, rule: Rule) -> GateVerdict:
     verdict, reason = decide(outcome.verdict, outcome.judged, rule,
                              other_checks=outcome.other_checks, reason=outcome.reason)
     return outcome.model_copy(update={"verdict": verdict, "reason": reason})
+
+
+def against_incumbent(ctx: GateContext, gate: str, outcome: GateVerdict) -> GateComparison | None:
+    """The outcome against the alias's incumbent for this gate (None: the kind pairs nothing,
+    or the run erred: ERROR stays ERROR, with nothing to compare)."""
+    found = kind(gate)
+    if outcome.verdict == "error" or (found.items is None and found.samples is None):
+        return None
+    ledger = ctx.alias.session.ledger
+    deployment = ctx.alias.deployment
+    incumbent = incumbent_for(
+        ledger, alias=ctx.name, gate=gate, model=deployment.model, revision=deployment.revision,
+        baseline=ctx.config.getoption(BASELINE_FLAG, None),
+    )
+    if incumbent is None:
+        return GateComparison()
+    baseline, _ = read_rows(ledger.path, incumbent)
+    config = ctx.alias.entry.gate(gate)
+    return compare_rows(incumbent, detail_rows(outcome.details), baseline, items=found.items,
+                        samples=found.samples, max_regression=config.max_regression)
 
 
 def run_gate(ctx: GateContext, gate: str) -> GateRecord:

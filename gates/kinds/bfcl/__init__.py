@@ -12,7 +12,7 @@ from evals.bfcl.data import MULTI_TURN, SINGLE_TURN, package_version
 from evals.bfcl.run import LoopBounds, first_per_category, run_bfcl, selection
 from evals.bfcl.subset import load_subset
 from evals.model_calls import RetryPolicy
-from gates.kinds.bfcl.judge import judge_bfcl
+from gates.kinds.bfcl.judge import entry_items, judge_bfcl
 from gates.kinds.registry import GateContext, GateVerdict, Option, gate_kind
 from gates.options import positive_int
 from gates.session import REPO_ROOT
@@ -31,7 +31,7 @@ def chosen_ids(scope: str, config: BfclGate) -> dict[str, list[str] | None]:
     return {category: None for category in SINGLE_TURN + MULTI_TURN}
 
 
-@gate_kind("bfcl", config=BfclGate, options=[LIMIT])
+@gate_kind("bfcl", config=BfclGate, options=[LIMIT], items=entry_items)
 def measure(ctx: GateContext, config: BfclGate) -> GateVerdict:
     """BFCL accuracy (BFCL's AST and multi-turn checkers) at or above the catalog's threshold."""
     version = package_version()  # a missing package is one line naming the install command

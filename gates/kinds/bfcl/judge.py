@@ -103,3 +103,9 @@ def judge_bfcl(items: list[BfclItem], *, min_accuracy: float) -> BfclVerdict:
     return BfclVerdict(verdict="fail", **base, reason=_clip(
         f"accuracy {accuracy:.1%} is below the {min_accuracy:.0%} gate. Why: {why}. "
         f"E.g. {example.id}: {example.reason}"))
+
+
+def entry_items(rows: list[dict]) -> dict[str, bool]:
+    """{BFCL entry id: passed} for the candidate-against-incumbent comparison; entries the
+    platform never answered are left out."""
+    return {row["id"]: row["outcome"] == "passed" for row in rows if row.get("outcome") != "error"}

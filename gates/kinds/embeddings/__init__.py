@@ -4,6 +4,7 @@ budget that binds on a second, tiny key."""
 from __future__ import annotations
 
 from deploy.gate_configs import EmbeddingsGateConfig
+from evals.checks import check_items
 from evals.embeddings import check_registered, load_triplets, run_embedding_checks
 from evals.model_calls import RetryPolicy
 from gates.kinds.embeddings.budget_key import budget_checks
@@ -14,7 +15,7 @@ from gates.session import REPO_ROOT
 TRIPLETS = REPO_ROOT / "fixtures" / "embedding_triplets.json"
 
 
-@gate_kind("embeddings", config=EmbeddingsGateConfig)
+@gate_kind("embeddings", config=EmbeddingsGateConfig, items=check_items)
 def measure(ctx: GateContext, config: EmbeddingsGateConfig) -> GateVerdict:
     """Every embedding check passes: registration, dimensions, ranking, the budget binding."""
     context = ctx.alias

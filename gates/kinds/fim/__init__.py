@@ -8,7 +8,7 @@ from deploy.gate_configs import FimGate
 from evals.fim import load_fim_cases
 from gates.kinds.fim.config import GATE, fim_family_of
 from gates.kinds.fim.gate import evaluate, spread
-from gates.kinds.fim.judge import judge_gate
+from gates.kinds.fim.judge import case_items, judge_gate
 from gates.kinds.registry import GateContext, GateVerdict, Option, gate_kind
 from gates.options import positive_int
 from gates.session import REPO_ROOT
@@ -19,7 +19,7 @@ LIMIT = Option("--fim-limit", dict(
 ))
 
 
-@gate_kind(GATE, config=FimGate, options=[LIMIT])
+@gate_kind(GATE, config=FimGate, options=[LIMIT], items=case_items)
 def measure(ctx: GateContext, config: FimGate) -> GateVerdict:
     """Functional FIM rate through the gateway, the same model direct and via the key."""
     fim_family = fim_family_of(ctx.alias.entry)

@@ -55,3 +55,10 @@ def judge_gate(outcome: FimGateOutcome, config: FimGate) -> FimGateVerdict:
         summary=base.status, reason=reason, counts=counts, judged=judged,
         other_checks="fail" if others_failed else "pass",
     )
+
+
+def case_items(rows: list[dict]) -> dict[str, bool]:
+    """{case id: functional} for the gateway's answers (the scored transport); a case the
+    gateway never answered is left out."""
+    return {row["case_id"]: bool(row["score"]["functional"]) for row in rows
+            if row.get("score", {}).get("answered")}

@@ -9,7 +9,7 @@ from deploy.judged_rates import JudgedRate
 from evals.humaneval import HumanEvalResult, load_problems, load_subset, run_humaneval
 from evals.intervals import Interval, pass_at_k_interval, wilson
 from evals.model_calls import RetryPolicy
-from gates.kinds.humaneval.judge import judge_humaneval
+from gates.kinds.humaneval.judge import judge_humaneval, sample_items
 from gates.kinds.registry import GateContext, GateVerdict, Option, gate_kind
 from gates.options import positive_int
 from gates.session import REPO_ROOT
@@ -35,7 +35,7 @@ def intervals(result: HumanEvalResult, task_ids: list[str]) -> list[Interval]:
     return [rate, *(pass_at_k_interval(per_task, n, k) for k in (10, 100) if k <= n)]
 
 
-@gate_kind("humaneval", config=HumanEvalGate, options=[LIMIT])
+@gate_kind("humaneval", config=HumanEvalGate, options=[LIMIT], items=sample_items)
 def measure(ctx: GateContext, config: HumanEvalGate) -> GateVerdict:
     """HumanEval pass rate at or above the catalog's threshold (promotion: the fixed subset)."""
     scope = ctx.scope

@@ -55,3 +55,14 @@ def judge_humaneval(
         verdict="fail", pass_rate=rate, summary=summary, counts=counts,
         reason=f"pass rate {rate:.1%} is below the {min_pass_rate:.0%} gate",
     )
+
+
+def sample_items(rows: list[dict]) -> dict[str, bool]:
+    """{task id: passed} per sample from the ledger's rows (`HumanEval/3`, `HumanEval/3#1` for a
+    second sample); samples the platform or the sandbox never judged are left out."""
+    out = {}
+    for row in rows:
+        if row.get("verdict") in ("passed", "failed"):
+            sample = int(row.get("sample") or 0)
+            out[row["task_id"] + (f"#{sample}" if sample else "")] = row["verdict"] == "passed"
+    return out

@@ -12,7 +12,7 @@ from deploy.judged_rates import JudgedRate
 from deploy.ledger import Counts
 from evals.intervals import wilson
 from evals.latency import judge_latency, load_prompt_set, p95_intervals, run_benchmark
-from gates.kinds.latency.report import status_summary
+from gates.kinds.latency.report import request_samples, status_summary
 from gates.kinds.latency.targets import catalog_targets, chosen_profile, cpu_targets
 from gates.kinds.registry import GateContext, GateVerdict, Option, gate_kind
 from gates.options import positive_int
@@ -30,7 +30,7 @@ REQUESTS = Option("--latency-requests", dict(
 ))
 
 
-@gate_kind("latency", config=LatencyGate, options=[PROFILE, REQUESTS])
+@gate_kind("latency", config=LatencyGate, options=[PROFILE, REQUESTS], samples=request_samples)
 def measure(ctx: GateContext, config: LatencyGate) -> GateVerdict:
     """Every p95 (TTFT, ITL, E2E) under its SLO target."""
     context = ctx.alias

@@ -28,3 +28,14 @@ def status_summary(verdict: LatencyVerdict, summary: LatencySummary, targets_lab
             parts.append(f"{check.metric.upper()} {measured}/{check.target_ms:g} ms{bracket}")
         head = "Latency p95/target " + ", ".join(parts)
     return f"{head}; c={summary.concurrency}, ≤{summary.max_tokens} tokens; vs {targets_label}"
+
+
+def request_samples(rows: list[dict]) -> dict[str, list[float]]:
+    """Per-metric samples of the requests that completed (every inter-token gap for ITL), the
+    values the gate's p95s are taken over."""
+    done = [row for row in rows if not row.get("error")]
+    return {
+        "ttft_ms": [row["ttft_ms"] for row in done if row.get("ttft_ms") is not None],
+        "itl_ms": [gap for row in done for gap in row.get("itl_ms") or []],
+        "e2e_ms": [row["e2e_ms"] for row in done if row.get("e2e_ms") is not None],
+    }

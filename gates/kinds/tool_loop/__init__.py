@@ -13,7 +13,7 @@ from evals.model_calls import RetryPolicy
 from evals.tool_loop import SCENARIOS, results_table, run_tool_loops
 from gates.kinds.registry import GateContext, GateVerdict, Option, gate_kind
 from gates.kinds.tool_loop.budget import check_spend, key_exists, settled_baseline
-from gates.kinds.tool_loop.judge import judge_coder_agent
+from gates.kinds.tool_loop.judge import judge_coder_agent, scenario_items
 from gates.options import positive_int
 from gates.session import AliasContext
 
@@ -35,7 +35,8 @@ def key_gone(context: AliasContext) -> None:
             f"{context.entry.alias}: the throwaway key {context.key.key_name} still exists after the run")
 
 
-@gate_kind("tool_loop", config=ToolLoopGate, options=[LIMIT], after_key=key_gone)
+@gate_kind("tool_loop", config=ToolLoopGate, options=[LIMIT], after_key=key_gone,
+           items=scenario_items)
 def measure(ctx: GateContext, config: ToolLoopGate) -> GateVerdict:
     """Scenario pass rate, streamed and not, and the key's spend equal to the charged costs."""
     scenarios = list(SCENARIOS)

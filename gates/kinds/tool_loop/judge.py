@@ -115,3 +115,9 @@ def judge_coder_agent(
     if kinds:
         reason += f"; failed runs: {describe_kinds(kinds)}"
     return CoderAgentVerdict(verdict="pass", summary=summary, reason=reason, **base)
+
+
+def scenario_items(rows: list[dict]) -> dict[str, bool]:
+    """{`scenario[plain]` / `scenario[stream]`: passed}; runs the platform broke are left out."""
+    return {f"{row['scenario']}[{'stream' if row.get('stream') else 'plain'}]": bool(row["passed"])
+            for row in rows if not row.get("platform_error")}

@@ -6,12 +6,13 @@ Runs through the gateway with the throwaway key only: the provider key stays in 
 from __future__ import annotations
 
 from deploy.gate_configs import UsageGate
+from evals.checks import check_items
 from evals.usage import Prices, UsageSettings, run_usage_checks
 from gates.kinds.registry import GateContext, GateVerdict, gate_kind
 from gates.kinds.usage.judge import judge_usage
 
 
-@gate_kind("usage", config=UsageGate)
+@gate_kind("usage", config=UsageGate, items=check_items)
 def measure(ctx: GateContext, config: UsageGate) -> GateVerdict:
     """Usage and cost normalized in the declared convention, and charged to the key."""
     context = ctx.alias
