@@ -32,6 +32,7 @@ from evals.model_calls import (
     map_bounded,
     response_cost,
 )
+from evals.seeds import resolve_seed, sample_seed
 
 Problem = dict[str, Any]
 Checker = Callable[[Problem, str], Any]  # -> an object with `status` and `reason` (SandboxResult)
@@ -155,6 +156,7 @@ class SampleRecord(BaseModel):
 
     task_id: str
     sample: int
+    seed: int | None = None  # the request's seed (evals.seeds.sample_seed)
     reply: str | None = None  # the raw chat reply
     code: str | None = None  # the code extracted from it
     completion: str | None = None  # what ran after the prompt in the sandbox
@@ -241,9 +243,12 @@ def _guarded(checker: Checker, problem: Problem, completion: str) -> Any:
 
 def _ask(
     client: openai.OpenAI, model: str, problem: Problem, sample: int, params: dict[str, Any],
+    base_seed: int,
 ) -> SampleRecord:
-    outcome = chat(client, model, messages_for(problem), **params)
-    record = SampleRecord(task_id=problem["task_id"], sample=sample, call=outcome.without_value())
+    seed = sample_seed(base_seed, problem["task_id"], sample)
+    outcome = chat(client, model, messages_for(problem), seed=seed, **params)
+    record = SampleRecord(task_id=problem["task_id"], sample=sample, seed=seed,
+                          call=outcome.without_value())
     if not outcome.ok:
         return record
     record.served_model = getattr(outcome.value, "model", None)
@@ -273,12 +278,15 @@ def run_humaneval(
     retry: RetryPolicy | None = None,
     ks: Sequence[int] = (1, 10, 100),
     sandbox_concurrency: int = 2,
+    seed: int | None = None,
 ) -> HumanEvalResult:
     """Ask `model` for `samples_per_task` completions of each problem and score them.
 
     `checker(problem, completion)` scores one sample (default: `evals.sandbox`'s
-    `check_many`); `retry` bounds the retries of each call.
+    `check_many`); `retry` bounds the retries of each call. Each sample sends its own seed,
+    derived from `seed` (default `evals.seeds.DEFAULT_SEED`), the task id and the sample index.
     """
+    base_seed = resolve_seed(seed)
     problem_list = list(problems.values()) if isinstance(problems, Mapping) else list(problems)
     if samples_per_task < 1:
         raise ValueError(f"samples_per_task must be >= 1, got {samples_per_task}")
@@ -296,7 +304,7 @@ def run_humaneval(
     try:
         def ask_then_score(index: int) -> SampleRecord:
             problem, sample = jobs[index]
-            record = _ask(client, model, problem, sample, params)
+            record = _ask(client, model, problem, sample, params, base_seed)
             if record.call.ok:
                 scored[index] = pool.submit(score, problem, record.completion or "")
             return record

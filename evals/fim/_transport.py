@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from evals.fim._cases import FimCase
 from evals.fim._prompts import family
 from evals.model_calls import RetryPolicy, completion, map_bounded, response_cost
+from evals.seeds import resolve_seed
 
 
 class FimCallResult(BaseModel):
@@ -60,9 +61,9 @@ class FimRun(BaseModel):
 
 
 def _one(client: openai.OpenAI, model: str, case: FimCase, fim_family: str, max_tokens: int,
-         policy: RetryPolicy | None) -> FimCallResult:
+         policy: RetryPolicy | None, seed: int) -> FimCallResult:
     outcome = completion(
-        client, model, case.prompt(fim_family), policy=policy,
+        client, model, case.prompt(fim_family), policy=policy, seed=seed,
         max_tokens=max_tokens, temperature=0.0, stop=list(family(fim_family).request_stops),
     )
     if not outcome.ok:
@@ -95,8 +96,10 @@ def run_fim(
     max_tokens: int = 128,
     concurrency: int = 4,
     policy: RetryPolicy | None = None,
+    seed: int | None = None,
 ) -> FimRun:
-    """Ask `model` to fill every case's hole; results in case order.
+    """Ask `model` to fill every case's hole; results in case order. Every request sends
+    `seed` (default `evals.seeds.DEFAULT_SEED`), the same on both transports.
 
     Repository-level cases need a family with a repository-level format (Qwen); filter with
     `load_fim_cases(path, fim_family)` first.
@@ -105,7 +108,7 @@ def run_fim(
         if case.repo is not None and not family(fim_family).repo_level:
             raise ValueError(f"case {case.case_id} is repository-level; {fim_family!r} has no such format")
     results = map_bounded(
-        lambda case: _one(client, model, case, fim_family, max_tokens, policy),
+        lambda case: _one(client, model, case, fim_family, max_tokens, policy, resolve_seed(seed)),
         cases, concurrency=concurrency, progress_label=f"FIM {label} {model}",
     )
     return FimRun(label=label, model=model, fim_family=fim_family, results=results)

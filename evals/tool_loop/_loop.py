@@ -24,6 +24,7 @@ from evals.model_calls import (
     stream_payloads,
 )
 from evals.replies import StreamAudit, parse_body
+from evals.seeds import resolve_seed
 from evals.tool_loop._model import ScenarioResult, ToolCallRecord, ToolScenario
 from evals.tool_loop._reply import Reply, assemble_stream, reply_from_completion
 
@@ -74,13 +75,14 @@ def _streamed_reply(completions: Any, kwargs: dict[str, Any], deadline_s: float)
 
 def _ask(client: OpenAI, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
          *, stream: bool, max_tokens: int, temperature: float,
-         policy: RetryPolicy | None, timeout_s: float | None = None) -> tuple[Reply, float | None]:
+         policy: RetryPolicy | None, timeout_s: float | None = None,
+         seed: int | None = None) -> tuple[Reply, float | None]:
     """One model turn with bounded retries, plus the gateway's cost header of the answer."""
     timeout = request_timeout(client, timeout_s, policy)
     completions = no_retry(client).chat.completions
     kwargs: dict[str, Any] = dict(
         model=model, messages=messages, tools=tools, tool_choice="auto",
-        max_tokens=max_tokens, temperature=temperature, timeout=timeout,
+        max_tokens=max_tokens, temperature=temperature, timeout=timeout, seed=resolve_seed(seed),
     )
     budget = (policy or DEFAULT_POLICY).total_s
 
@@ -130,6 +132,7 @@ def run_scenario(
     temperature: float = 0.0,
     policy: RetryPolicy | None = None,
     timeout_s: float | None = None,
+    seed: int | None = None,
 ) -> ScenarioResult:
     """Drive one scenario to a final answer or the step limit (a step is one model call).
 
@@ -148,7 +151,7 @@ def run_scenario(
         try:
             reply, cost = _ask(client, model, messages, tools, stream=stream,
                                max_tokens=max_tokens, temperature=temperature, policy=policy,
-                               timeout_s=timeout_s)
+                               timeout_s=timeout_s, seed=seed)
         except PlatformFailure as exc:
             # The platform did not answer: not the model's fault, so an error and not a failure.
             result.platform_error = f"step {step}: {str(exc)[:500]}"
@@ -220,13 +223,14 @@ def run_tool_loops(
     concurrency: int = 1,
     progress: bool = True,
     timeout_s: float | None = None,
+    seed: int | None = None,
 ) -> list[ScenarioResult]:
     """Every scenario once, in catalog order, at most `concurrency` at a time."""
 
     def one(scenario: ToolScenario) -> ScenarioResult:
         return run_scenario(client, model, scenario, stream=stream, max_steps=max_steps,
                             max_tokens=max_tokens, temperature=temperature, policy=policy,
-                            timeout_s=timeout_s)
+                            timeout_s=timeout_s, seed=seed)
 
     label = f"tool loops ({'stream' if stream else 'non-stream'})"
     return map_bounded(one, scenarios, concurrency, label, progress=progress,

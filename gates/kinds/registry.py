@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from deploy.gate_configs import GateConfig
 from deploy.judged_rates import JudgedRate
 from deploy.ledger import Counts, GateRecord, Verdict, now
+from evals.seeds import resolve_seed
 from gates.comparison import (
     BASELINE_FLAG,
     GateComparison,
@@ -194,4 +195,7 @@ def run_gate(ctx: GateContext, gate: str) -> GateRecord:
     found = kind(gate)
     config = ctx.alias.entry.gate(gate)
     outcome = apply_decision(found.measure(ctx, config), config.decision)
-    return record_outcome(ctx, gate, outcome)
+    # The run's seed goes into every record; a kind that sent none (an Anthropic backend) or
+    # per-sample seeds says so in its own extra["seed"], which wins.
+    extra = {"seed": resolve_seed(config.seed), **outcome.extra}
+    return record_outcome(ctx, gate, outcome.model_copy(update={"extra": extra}))

@@ -12,6 +12,7 @@ from evals.bfcl.data import MULTI_TURN, SINGLE_TURN, package_version
 from evals.bfcl.run import LoopBounds, first_per_category, run_bfcl, selection
 from evals.bfcl.subset import load_subset
 from evals.model_calls import RetryPolicy
+from evals.seeds import resolve_seed
 from gates.kinds.bfcl.judge import entry_items, judge_bfcl
 from gates.kinds.registry import GateContext, GateVerdict, Option, gate_kind
 from gates.options import positive_int
@@ -43,7 +44,7 @@ def measure(ctx: GateContext, config: BfclGate) -> GateVerdict:
         scope = f"{scope} (first {limit} of each category)"
     policy = RetryPolicy.from_gate(config)  # request_timeout_s, request_budget_s per request
     settings = AskSettings(max_tokens=config.max_tokens, temperature=config.temperature,
-                           seed=config.seed, policy=policy)
+                           seed=resolve_seed(config.seed), policy=policy)
     bounds = LoopBounds(max_steps_per_turn=config.max_steps,
                         time_budget_s=config.entry_time_budget_s)
     items = run_bfcl(ctx.alias.client(timeout=policy.timeout_s), ctx.name, pairs,
@@ -59,7 +60,7 @@ def measure(ctx: GateContext, config: BfclGate) -> GateVerdict:
             "per_category": verdict.per_category,
             "accuracy": "unweighted: passed entries / entries of the chosen categories",
             "max_tokens": config.max_tokens, "temperature": config.temperature,
-            "seed": config.seed, "concurrency": config.concurrency,
+            "seed": resolve_seed(config.seed), "concurrency": config.concurrency,
             "max_steps": config.max_steps, "entry_time_budget_s": config.entry_time_budget_s,
             "prompt_tokens": sum(item.prompt_tokens for item in items),
             "completion_tokens": sum(item.completion_tokens for item in items),

@@ -42,6 +42,7 @@ def measure(ctx: GateContext, config: EmbeddingsGateConfig) -> GateVerdict:
         summary=verdict.summary, reason=verdict.reason, counts=verdict.counts, details=checks,
         judged=verdict.judged, other_checks=verdict.other_checks,
         extra={
+            "seed": None,  # these requests send no seed (README: Reproducibility)
             "dimensions": dimensions.value,
             "dimensions_source": dimensions.source,
             "checks": {c.name: c.outcome for c in checks},

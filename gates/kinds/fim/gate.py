@@ -148,7 +148,8 @@ def evaluate(context: AliasContext, cases: Sequence[FimCase], config: FimGate,
             http_client=wire.http_client("direct", timeout=config.request_timeout_s))
         gateway_client = context.client(
             http_client=wire.http_client("vkey", timeout=config.request_timeout_s))
-        common = {"max_tokens": config.max_tokens, "concurrency": config.concurrency, "policy": policy}
+        common = {"max_tokens": config.max_tokens, "concurrency": config.concurrency, "policy": policy,
+                  "seed": config.seed}
         # Direct: the backend's own served name. Through the gateway: the alias tenants use.
         direct = run_fim(direct_client, context.deployment.served_model_name, cases, fim_family,
                          label="direct", **common)

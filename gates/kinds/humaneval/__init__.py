@@ -55,6 +55,7 @@ def measure(ctx: GateContext, config: HumanEvalGate) -> GateVerdict:
         samples_per_task=config.samples_per_task, temperature=config.temperature,
         max_tokens=config.max_tokens, concurrency=config.concurrency,
         retry=RetryPolicy.from_gate(config),  # request_timeout_s, request_budget_s
+        seed=config.seed,
     )
     measured = intervals(result, [p["task_id"] for p in chosen])
     verdict = judge_humaneval(

@@ -46,7 +46,7 @@ def measure(ctx: GateContext, config: LatencyGate) -> GateVerdict:
         return GateVerdict(
             verdict="error", metric="max p95/target", value=None, threshold=1.0,
             summary=f"Latency not gated: no {profile} SLO", reason=str(exc),
-            extra={"scope": scope, "targets": {"profile": profile}},
+            extra={"seed": None, "scope": scope, "targets": {"profile": profile}},
         )
 
     result = run_benchmark(
@@ -73,6 +73,7 @@ def measure(ctx: GateContext, config: LatencyGate) -> GateVerdict:
         counts=Counts(passed=summary.ok, errors=summary.errors, total=summary.requests),
         details=result.rows, judged=judged,
         extra={
+            "seed": None,  # these requests send no seed (README: Reproducibility)
             "scope": scope,
             "latency_run_id": summary.run_id,
             "targets": {"profile": targets.profile, "label": targets.label,

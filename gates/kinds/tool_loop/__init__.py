@@ -47,7 +47,7 @@ def measure(ctx: GateContext, config: ToolLoopGate) -> GateVerdict:
         scope = f"first {limit} scenarios"
     options = dict(
         max_steps=config.max_steps, max_tokens=config.max_tokens,
-        temperature=config.temperature, concurrency=config.concurrency,
+        temperature=config.temperature, concurrency=config.concurrency, seed=config.seed,
         # request_timeout_s per attempt, request_budget_s per turn over retries
         policy=RetryPolicy.from_gate(config),
     )

@@ -44,6 +44,7 @@ def measure(ctx: GateContext, config: UsageGate) -> GateVerdict:
         summary=verdict.summary, reason=verdict.reason, counts=verdict.counts,
         details=result.checks, served_model_name=", ".join(result.served_models) or None,
         extra={
+            "seed": None,  # these requests send no seed (README: Reproducibility)
             "convention": entry.usage_convention,
             "cost_usd": result.expected_spend_usd,
             "duration_s": round(result.duration_s, 3),
