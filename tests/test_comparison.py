@@ -327,3 +327,14 @@ def test_a_baseline_of_another_gate_leaves_this_gate_to_its_incumbent(tmp_path: 
     named = incumbent_for(ledger, alias="coder-agent", gate="humaneval", model=CANDIDATE_MODEL,
                           revision=None, baseline=agent.record_id)
     assert named is not None and named.record_id == agent.record_id
+
+
+def test_a_significant_regression_also_settles_an_inconclusive_verdict_as_fail() -> None:
+    from gates.comparison import GateComparison, decide
+
+    regressed = GateComparison(incumbent_id="inc", regressed=True, max_regression=0.05)
+    verdict, reason = decide("inconclusive", "straddles the gate", regressed)
+    assert verdict == "fail" and reason.startswith("straddles the gate; ")
+    assert decide("inconclusive", "straddles", GateComparison(incumbent_id="inc")) == (
+        "inconclusive", "straddles")
+    assert decide("error", "503", regressed) == ("error", "503")
