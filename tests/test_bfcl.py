@@ -310,6 +310,7 @@ def test_the_gate_run_against_its_controls(tmp_path: Path, control, returncode, 
     record = run.record("bfcl")
     assert record.verdict == verdict and record.kind == "control", record.reason
     assert record.counts.total == 6 and record.extra["package_version"] == package_version()
+    assert record.extra["seed"] == 1234  # written once by the record path, as sent
     assert record.extra["scope"] == "promotion (first 1 of each category)"
     assert set(record.extra["per_category"]) == {*SINGLE_TURN, "multi_turn_base"}
     rows = [json.loads(line) for line in (tmp_path / record.details_file).read_text().splitlines()]

@@ -46,6 +46,7 @@ def test_known_good_control_passes_with_the_spend_accounted(tmp_path: Path) -> N
         "[embedded stand-in")
     extra = record.extra
     assert extra["invalid_calls"] == 0 and extra["disagreements"] == [] and extra["max_steps"] == 8
+    assert extra["seed"] == 1234  # the seed the requests carried (the suite default), not None
     spend = extra["spend"]
     # The key held the catalog's budget, its spend grew, and by exactly the response costs.
     assert spend["max_budget_usd"] == spend["catalog_budget_usd"] == 1.0

@@ -60,7 +60,7 @@ def measure(ctx: GateContext, config: BfclGate) -> GateVerdict:
             "per_category": verdict.per_category,
             "accuracy": "unweighted: passed entries / entries of the chosen categories",
             "max_tokens": config.max_tokens, "temperature": config.temperature,
-            "seed": resolve_seed(config.seed), "concurrency": config.concurrency,
+            "concurrency": config.concurrency,
             "max_steps": config.max_steps, "entry_time_budget_s": config.entry_time_budget_s,
             "prompt_tokens": sum(item.prompt_tokens for item in items),
             "completion_tokens": sum(item.completion_tokens for item in items),

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from deploy.gate_configs import ToolLoopGate
 from evals.model_calls import RetryPolicy
+from evals.seeds import resolve_seed
 from evals.tool_loop import SCENARIOS, results_table, run_tool_loops
 from gates.kinds.registry import GateContext, GateVerdict, Option, gate_kind
 from gates.kinds.tool_loop.budget import check_spend, key_exists, settled_baseline
@@ -47,7 +48,9 @@ def measure(ctx: GateContext, config: ToolLoopGate) -> GateVerdict:
         scope = f"first {limit} scenarios"
     options = dict(
         max_steps=config.max_steps, max_tokens=config.max_tokens,
-        temperature=config.temperature, concurrency=config.concurrency, seed=config.seed,
+        temperature=config.temperature, concurrency=config.concurrency,
+        # The seed sent, resolved here: these options go into the record's extra as they are.
+        seed=resolve_seed(config.seed),
         # request_timeout_s per attempt, request_budget_s per turn over retries
         policy=RetryPolicy.from_gate(config),
     )
