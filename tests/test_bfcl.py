@@ -318,3 +318,14 @@ def test_the_gate_run_against_its_controls(tmp_path: Path, control, returncode, 
     if control == "known-good":
         assert record.summary.startswith("BFCL 6/6 = 100% [95% CI 61-100%] (simple 1/1, multiple 1/1")
         assert all(r["messages"] for r in rows)
+
+
+def test_the_reason_counts_multi_turn_failures_by_bfcls_error_type() -> None:
+    items = [_item("multi_turn_base", i, "failed",
+                   "multi_turn:empty_turn_model_response: Model response list is empty for turn 0")
+             for i in range(2)]
+    items.append(_item("multi_turn_base", 5, "failed", "multi_turn:instance_state_mismatch: "
+                       "Model instance for TravelAPI does not match the state"))
+    reason = judge_bfcl(items, min_accuracy=0.5).reason
+    assert ("Why: multi_turn:empty_turn_model_response ×2, multi_turn:instance_state_mismatch ×1"
+            in reason), reason

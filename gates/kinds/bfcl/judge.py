@@ -97,7 +97,8 @@ def judge_bfcl(items: list[BfclItem], *, min_accuracy: float) -> BfclVerdict:
             f"{first.reason}"))
     if accuracy >= min_accuracy:
         return BfclVerdict(verdict="pass", reason="", **base)
-    kinds = Counter(item.reason.split(":", 1)[0] for item in items if item.outcome == "failed")
+    # The failure kind: BFCL's error type ("multi_turn:empty_turn_model_response") or text before ": ".
+    kinds = Counter(item.reason.split(": ", 1)[0] for item in items if item.outcome == "failed")
     why = ", ".join(f"{kind} ×{n}" for kind, n in kinds.most_common(3))
     example = next(item for item in items if item.outcome == "failed")
     return BfclVerdict(verdict="fail", **base, reason=_clip(
